@@ -1,0 +1,14 @@
+// Subcommand registration. Each registerX adds a subcommand whose callback runs the command and
+// stores its exit status for exitCode().
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace gatehouse::cmd {
+
+void registerWireguard(CLI::App& app);
+
+void setExitCode(int code);
+int exitCode();
+
+}  // namespace gatehouse::cmd
