@@ -1,0 +1,170 @@
+// LoopDevice: a WireGuard Device driven by a libuv loop with a real TUN interface, a real UDP
+// port and the UAPI configuration socket: the body of `gatehouse wireguard IFNAME`, the
+// userspace equivalent of `wireguard-go -f IFNAME` (reference §11.1).
+//
+// Pipeline, per loop wakeup:
+//   TUN readable  → read up to kTunBatch packets → Device::onTunPacket each → flush.
+//   UDP readable  → recvmmsg (up to kUdpBatches × 64 datagrams, while the socket has more)
+//                   → Device::setHandshakeBacklog(handshake messages in hand)
+//                   → Device::onNetworkPacket each → flush.
+//   timer         → Device::onTimer; once a second also housekeeping (socket file, TUN link).
+//   UAPI client   → UapiConnection::feed → write the reply → flush.
+// "Flush" sends every datagram the Device queued through DeviceOutput in one sendmmsg batch and
+// re-arms the timer to Device::nextTimerDeadline() (at most 1 s away). TUN writes are immediate.
+//
+// Sticky source (reference E2): the Device API carries no local address, so the loop remembers,
+// per remote endpoint, the local address of the last datagram from it that the Device accepted
+// (no drop counted) and sends replies to that endpoint from there. If the kernel rejects the
+// address (it was removed), the datagram goes out with a routing-chosen source instead.
+//
+// Threads and ownership: everything runs on the loop thread that calls start(). LoopDevice owns
+// the Device, the TUN, the UDP transport, every libuv handle it opens and the UAPI connections;
+// it borrows the loop, the Random and the log function. Handles are freed only in their close
+// callbacks: after stop(), run the loop until uv_run returns before destroying the LoopDevice.
+// The on_stopped callback fires once, synchronously inside stop().
+//
+// Exit conditions (U3): SIGINT/SIGTERM, TUN removal, deletion of the socket file, or stop().
+#pragma once
+
+#include <sys/types.h>
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "wg/device.h"
+#include "wg/env.h"
+#include "wg/transport/tun.h"
+#include "wg/transport/udp.h"
+#include "wg/uapi.h"
+
+namespace gatehouse::wg {
+
+enum class LogLevel : uint8_t { kDebug = 0, kInfo = 1, kError = 2, kSilent = 3 };
+using LogFn = std::function<void(LogLevel, const std::string&)>;
+
+struct LoopDeviceOptions {
+  std::string ifname;
+  int mtu = TunDevice::kDefaultMtu;
+  std::string socket_dir = "/var/run/wireguard";
+  uint16_t listen_port = 0;  // 0 = any, like wireguard-go before `wg set listen-port`
+};
+
+// I/O-level counters, next to the Device's drop counters.
+struct LoopCounters {
+  uint64_t tun_read_packets = 0;
+  uint64_t tun_write_packets = 0;
+  uint64_t tun_write_dropped = 0;  // TUN queue full or packet refused
+  uint64_t udp_recv_datagrams = 0;
+  uint64_t udp_sent_datagrams = 0;
+  uint64_t wakeups = 0;
+};
+
+class LoopDevice final : public UapiHost, public DeviceOutput {
+ public:
+  static constexpr size_t kTunBatch = 64;
+  static constexpr size_t kUdpBatches = 4;
+  static constexpr size_t kFlushAt = 64;
+
+  LoopDevice(uv_loop_t* loop, Random& random, LogFn log, LoopDeviceOptions options);
+  ~LoopDevice() override;
+  LoopDevice(const LoopDevice&) = delete;
+  LoopDevice& operator=(const LoopDevice&) = delete;
+
+  // Creates the TUN interface, binds UDP, opens the UAPI socket, installs signal handlers and
+  // starts polling. Returns 0, or a positive errno with *what naming the step that failed; on
+  // failure call stop() and run the loop to release what was started.
+  int start(std::string* what);
+  // Idempotent. Closes every handle and the UAPI socket file; the loop then runs dry.
+  void stop(const std::string& reason);
+  bool stopping() const { return stopping_; }
+  const std::string& stopReason() const { return stop_reason_; }
+  void setOnStopped(std::function<void()> cb) { on_stopped_ = std::move(cb); }
+
+  Device& device() { return *device_; }
+  const Device& device() const { return *device_; }
+  const LoopCounters& counters() const { return counters_; }
+  const UdpCounters& udpCounters() const { return udp_.counters(); }
+  const std::string& socketPath() const { return socket_path_; }
+  const std::string& ifname() const { return options_.ifname; }
+
+  // UapiHost.
+  uint16_t listenPort() const override { return udp_.port(); }
+  int setListenPort(uint16_t port) override;
+  uint32_t fwmark() const override { return udp_.fwmark(); }
+  int setFwmark(uint32_t mark) override;
+
+  // DeviceOutput: datagrams are queued until the end of the batch; TUN writes go out at once.
+  void sendToNetwork(const Endpoint& to, std::span<const uint8_t> datagram) override;
+  void writeToTun(std::span<const uint8_t> ip_packet) override;
+
+ private:
+  struct UdpPoll;
+  struct Client;
+  struct Queued {
+    Endpoint to;
+    LocalAddr source;
+    size_t offset, length;
+  };
+  struct EndpointHash {
+    size_t operator()(const Endpoint& e) const;
+  };
+
+  void log(LogLevel level, const std::string& msg) const;
+  int startUapi(std::string* what);
+  void startUdpPolls();
+  void stopUdpPolls();
+  void closeHandle(uv_handle_t* h);
+  static void onHandleClosed(uv_handle_t* h);
+
+  void onTunReadable();
+  void onUdpReadable(int fd);
+  void onTimer();
+  void housekeeping();
+  void flush();
+  void armTimer(const Now& now);
+
+  void onUapiConnection();
+  void onClientRead(Client* c, ssize_t nread, const uv_buf_t* buf);
+  void clientWrite(Client* c, std::string data);
+  void closeClient(Client* c, bool graceful);
+
+  uv_loop_t* loop_;
+  Random& random_;
+  LogFn log_;
+  LoopDeviceOptions options_;
+  std::unique_ptr<Device> device_;
+  std::unique_ptr<TunDevice> tun_;
+  UdpTransport udp_;
+
+  uv_poll_t tun_poll_;
+  uv_timer_t timer_;
+  uv_signal_t sigint_, sigterm_;
+  uv_pipe_t uapi_server_;
+  std::vector<UdpPoll*> udp_polls_;
+  std::unordered_set<Client*> clients_;
+  int open_handles_ = 0;  // member handles still open or closing
+
+  std::vector<uint8_t> tun_buf_;
+  std::vector<std::unique_ptr<RecvBatch>> recv_batches_;
+  std::vector<uint8_t> arena_;
+  std::vector<Queued> queue_;
+  std::vector<OutDatagram> out_;
+  std::unordered_map<Endpoint, LocalAddr, EndpointHash> sticky_;
+  const LocalAddr* cur_local_ = nullptr;  // set while a datagram is processed
+  bool in_batch_ = false;
+
+  std::string socket_path_;
+  ino_t socket_ino_ = 0;
+  int64_t next_housekeeping_ns_ = 0;
+  bool stopping_ = false;
+  std::string stop_reason_;
+  std::function<void()> on_stopped_;
+  LoopCounters counters_;
+};
+
+}  // namespace gatehouse::wg
