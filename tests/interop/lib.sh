@@ -66,6 +66,12 @@ die() {
   exit 1
 }
 
+# show_output TEXT: the last lines of a failed command's output, indented.
+show_output() {
+  if [ -n "$1" ]; then printf '%s\n' "$1" | tail -n 15 | sed 's/^/        | /' >&2; fi
+  return 0
+}
+
 # check DESC CMD...: passes if CMD exits 0; otherwise prints its output.
 check() {
   local desc=$1 out
@@ -75,7 +81,7 @@ check() {
   else
     fail "$desc"
     printf '        command: %s\n' "$*" >&2
-    [ -n "$out" ] && printf '%s\n' "$out" | tail -n 15 | sed 's/^/        | /' >&2
+    show_output "$out"
   fi
 }
 
@@ -86,7 +92,7 @@ check_not() {
   if out=$("$@" 2>&1); then
     fail "$desc"
     printf '        command unexpectedly succeeded: %s\n' "$*" >&2
-    [ -n "$out" ] && printf '%s\n' "$out" | tail -n 15 | sed 's/^/        | /' >&2
+    show_output "$out"
   else
     pass "$desc"
   fi
@@ -155,7 +161,7 @@ finish() {
 # lib_init NAME [GATEHOUSE_BIN]: call first. Needs root and the tools below.
 lib_init() {
   LIB_NAME=$1
-  [ $# -ge 2 ] && [ -n "$2" ] && GATEHOUSE_BIN=$2
+  if [ $# -ge 2 ] && [ -n "$2" ]; then GATEHOUSE_BIN=$2; fi
   local short=${LIB_NAME//_/}
   LIB_TAG="${short:0:4}$$"
   # set -E so the ERR trap also fires inside functions; -e stops at the first unexpected error.
@@ -197,7 +203,7 @@ lib_cleanup() {
     for ifn in "${LIB_IFACES[@]}"; do
       [ -s "${WG_LOG[$ifn]}" ] || continue
       printf -- '--- last lines of %s (%s in %s)\n' "$ifn" "${WG_IMPL[$ifn]}" "${WG_NS[$ifn]}" >&2
-      grep -v '^[│┌└ ]*$\|│' "${WG_LOG[$ifn]}" | tail -n 20 >&2
+      grep -v '[│┌└─]' "${WG_LOG[$ifn]}" | tail -n 20 >&2
     done
   fi
   local ns ifn
