@@ -145,8 +145,27 @@ assert_same_file() { # DESC FILE_EXPECTED FILE_ACTUAL
     pass "$1"
   else
     fail "$1"
-    diff -u "$2" "$3" | head -n 20 | sed 's/^/        | /' >&2
+    # head closes the pipe early; ignore diff's SIGPIPE under pipefail.
+    (diff -u "$2" "$3" | head -n 20 | sed 's/^/        | /' >&2) || true
   fi
+}
+
+# canonical_conf FILE: a `wg showconf` text with peers sorted by public key and each peer's
+# AllowedIPs sorted, one per line, so two configurations compare by meaning (wireguard-go keeps
+# peers in a Go map: its showconf order is random).
+canonical_conf() {
+  awk '
+    /^\[Peer\]/ { peer = ""; next }
+    /^PublicKey = / { peer = $3; next }
+    /^\[Interface\]/ || /^$/ { next }
+    {
+      key = $1
+      sub(/^[^=]*= /, "")
+      if (key == "AllowedIPs") {
+        n = split($0, a, ", ")
+        for (i = 1; i <= n; i++) print (peer == "" ? "interface" : peer), key, a[i]
+      } else print (peer == "" ? "interface" : peer), key, $0
+    }' "$1" | LC_ALL=C sort
 }
 
 # Prints the summary and exits; the EXIT trap then cleans up.
