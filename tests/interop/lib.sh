@@ -182,7 +182,8 @@ lib_init() {
   LIB_NAME=$1
   if [ $# -ge 2 ] && [ -n "$2" ]; then GATEHOUSE_BIN=$2; fi
   local short=${LIB_NAME//_/}
-  LIB_TAG="${short:0:4}$$"
+  # BASHPID, not $$: a benchmark runs each pair in a subshell, and each needs its own names.
+  LIB_TAG="${short:0:4}$BASHPID"
   # set -E so the ERR trap also fires inside functions; -e stops at the first unexpected error.
   set -Eeuo pipefail
   trap 'lib_on_err $LINENO "$BASH_COMMAND"' ERR
@@ -447,6 +448,29 @@ ping_ok() {
 # handshake; wireguard-go queues it, but a reply is what we want to see).
 ping_first() {
   ip netns exec "$1" ping -q -n -c 1 -w "$3" "$2"
+}
+
+# wait_tcp_listen NS PORT TIMEOUT_S: something listens on TCP PORT inside NS.
+wait_tcp_listen() {
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do
+    ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q . && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# cpu_ticks PID...: utime + stime (fields 14 and 15 of /proc/PID/stat) summed, in clock ticks.
+# The comm field may hold spaces, so fields are counted after its closing parenthesis.
+cpu_ticks() {
+  local pid total=0 rest
+  for pid in "$@"; do
+    rest=$(sed 's/^.*) //' "/proc/$pid/stat")
+    # shellcheck disable=SC2086
+    set -- $rest
+    total=$((total + ${12} + ${13}))
+  done
+  echo "$total"
 }
 
 # ---------------------------------------------------------------------------------------------
