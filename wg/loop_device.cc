@@ -272,7 +272,11 @@ void LoopDevice::onUdpReadable(int fd) {
     for (const auto& d : recv_batches_[b]->datagrams()) {
       ++counters_.udp_recv_datagrams;
       uint64_t drops_before = device_->totalDrops();
+      // A handshake response or cookie reply goes out inside this call: answer from the
+      // address the datagram came in on (E2).
+      cur_in_ = &d;
       device_->onNetworkPacket(d.data, d.from, now, *this);
+      cur_in_ = nullptr;
       if (d.local.valid() && device_->totalDrops() == drops_before) {
         if (sticky_.size() >= kMaxSticky && !sticky_.count(d.from)) sticky_.clear();
         sticky_[d.from] = d.local;
@@ -317,7 +321,11 @@ void LoopDevice::writeToTun(std::span<const uint8_t> ip_packet) {
 void LoopDevice::sendToNetwork(const Endpoint& to, std::span<const uint8_t> datagram) {
   if (stopping_) return;
   LocalAddr source;
-  if (auto it = sticky_.find(to); it != sticky_.end()) source = it->second;
+  if (cur_in_ != nullptr && cur_in_->from == to) {
+    source = cur_in_->local;
+  } else if (auto it = sticky_.find(to); it != sticky_.end()) {
+    source = it->second;
+  }
   queue_.push_back({to, source, arena_.size(), datagram.size()});
   arena_.insert(arena_.end(), datagram.begin(), datagram.end());
   if (queue_.size() >= kFlushAt) flush();

@@ -155,8 +155,7 @@ class LoopDevice final : public UapiHost, public DeviceOutput {
   std::vector<Queued> queue_;
   std::vector<OutDatagram> out_;
   std::unordered_map<Endpoint, LocalAddr, EndpointHash> sticky_;
-  const LocalAddr* cur_local_ = nullptr;  // set while a datagram is processed
-  bool in_batch_ = false;
+  const InDatagram* cur_in_ = nullptr;  // the datagram being processed, if any
 
   std::string socket_path_;
   ino_t socket_ino_ = 0;
