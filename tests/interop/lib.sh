@@ -35,7 +35,7 @@ declare -A WG_LOG=() # IFNAME -> log file
 LIB_PASSED=0
 LIB_FAILED=0
 LIB_FINISHED=0
-LIB_QUIET_CLEANUP=0
+LIB_QUIET_CLEANUP=0  # 1: no summary line (benchmarks print their own report)
 OURS="${GH_IMPL:-gatehouse}"
 THEIRS="${GH_PEER_IMPL:-wireguard-go}"
 GATEHOUSE_BIN="${GATEHOUSE_BIN:-}"
@@ -218,7 +218,7 @@ lib_cleanup() {
   for pid in "${LIB_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
   for pid in "${LIB_PIDS[@]}"; do wait_pid_exit "$pid" 30 || kill -KILL "$pid" 2>/dev/null; done
   # On failure the daemon logs are the first thing anyone wants to see.
-  if [ "$LIB_FAILED" -gt 0 ] && [ "$LIB_QUIET_CLEANUP" -eq 0 ]; then
+  if [ "$LIB_FAILED" -gt 0 ]; then
     local ifn
     for ifn in "${LIB_IFACES[@]}"; do
       [ -s "${WG_LOG[$ifn]}" ] || continue
