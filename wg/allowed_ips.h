@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "wg/net/addr.h"
@@ -29,13 +30,24 @@ class AllowedIps {
   void clear();
   // Longest-prefix match; nullptr when nothing matches.
   Value lookup(const IpAddr& addr) const;
-  // The prefixes that belong to `value`, in trie order.
+  // The prefixes that belong to `value`, oldest assignment first (like wireguard-go and the
+  // kernel, which keep a per-peer list). O(prefixes of value).
   std::vector<IpPrefix> entriesFor(Value value) const;
   size_t size() const;
 
  private:
   struct Node;
+  struct List {  // intrusive list of a value's nodes, so removeByValue/entriesFor skip the trie
+                 // walk
+    Node* head = nullptr;
+    Node* tail = nullptr;
+  };
+  std::unique_ptr<Node>& slotOf(Node* node);
+  void link(Node* node, Value value);
+  void unlink(Node* node);
+  void removeNode(Node* node);
   std::unique_ptr<Node> root4_, root6_;
+  std::unordered_map<Value, List> by_value_;
   size_t size_ = 0;
 };
 

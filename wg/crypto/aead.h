@@ -12,6 +12,10 @@ namespace gatehouse::wg::crypto {
 inline constexpr size_t kAeadTagBytes = 16;
 inline constexpr size_t kXNonceBytes = 24;
 
+// Initializes libsodium (sodium_init). Idempotent and thread-safe; also run by a static
+// initializer in this library, so callers need it only before static initialization ends.
+void init();
+
 // Nonce = 4 zero bytes ‖ counter (u64 LE). Writes plaintext.size() + 16 bytes to out.
 void aeadSeal(uint8_t* out, const Key32& key, uint64_t counter, Bytes plaintext, Bytes ad);
 // Writes ciphertext.size() - 16 bytes to out. False on short input or a bad tag.
@@ -26,6 +30,8 @@ void xaeadSeal(uint8_t* out, const Key32& key, const uint8_t nonce[kXNonceBytes]
 bool equal(Bytes a, Bytes b);
 void wipe(void* p, size_t n);
 template <typename T>
-void wipe(T& v) { wipe(&v, sizeof v); }
+void wipe(T& v) {
+  wipe(&v, sizeof v);
+}
 
 }  // namespace gatehouse::wg::crypto
