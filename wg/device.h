@@ -42,24 +42,24 @@ class DeviceOutput {
 // Why a packet was dropped. Counted per device; visible through `gatehouse wireguard` logs,
 // the UAPI get reply (as unknown keys `wg` ignores) and tests.
 enum class DropReason : uint8_t {
-  kUnknownType = 0,    // type byte/reserved bytes unknown, or wrong size for the type
-  kBadMac1,            // handshake or response with an invalid mac1
-  kCookieSent,         // under load without valid mac2: a cookie reply was sent instead
-  kRateLimited,        // under load, over the per-source handshake budget
-  kHandshakeFailed,    // decryption failed, unknown static key, or unexpected state
-  kReplayedInitiation, // TAI64N not newer than the last accepted one (H2)
-  kInitiationFlood,    // initiation < 20 ms after the previous one from the peer (H3)
-  kBadCookieReply,     // cookie reply for no handshake, or failing decryption
-  kUnknownIndex,       // transport packet for an index we do not have
-  kDecryptFailed,      // transport AEAD open failed
-  kReplayedCounter,    // transport counter replayed or outside the window
-  kExpiredKeypair,     // keypair older than REJECT_AFTER_TIME
-  kBadInnerPacket,     // decrypted payload is not a valid IPv4/IPv6 packet
-  kDisallowedSource,   // inner source address not in the sender's allowed IPs (D9)
-  kNoRoute,            // TUN packet to an address no peer allows (D10)
-  kNoEndpoint,         // peer has no endpoint to send to
-  kNoPrivateKey,       // device has no private key yet
-  kStagedOverflow,     // staged queue full; oldest packet dropped (D8)
+  kUnknownType = 0,     // type byte/reserved bytes unknown, or wrong size for the type
+  kBadMac1,             // handshake or response with an invalid mac1
+  kCookieSent,          // under load without valid mac2: a cookie reply was sent instead
+  kRateLimited,         // under load, over the per-source handshake budget
+  kHandshakeFailed,     // decryption failed, unknown static key, or unexpected state
+  kReplayedInitiation,  // TAI64N not newer than the last accepted one (H2)
+  kInitiationFlood,     // initiation < 20 ms after the previous one from the peer (H3)
+  kBadCookieReply,      // cookie reply for no handshake, or failing decryption
+  kUnknownIndex,        // transport packet for an index we do not have
+  kDecryptFailed,       // transport AEAD open failed
+  kReplayedCounter,     // transport counter replayed or outside the window
+  kExpiredKeypair,      // keypair older than REJECT_AFTER_TIME
+  kBadInnerPacket,      // decrypted payload is not a valid IPv4/IPv6 packet
+  kDisallowedSource,    // inner source address not in the sender's allowed IPs (D9)
+  kNoRoute,             // TUN packet to an address no peer allows (D10)
+  kNoEndpoint,          // peer has no endpoint to send to
+  kNoPrivateKey,        // device has no private key yet
+  kStagedOverflow,      // staged queue full; oldest packet dropped (D8)
   kCount
 };
 const char* dropReasonName(DropReason r);
@@ -113,8 +113,7 @@ class Device {
   bool setPresharedKey(const Key32& pk, const Key32& psk);  // all-zero = none
   bool setEndpoint(const Key32& pk, const Endpoint& ep);
   // Turning it on (0 → N) sends one keepalive at once (T10); pass the output for that.
-  bool setPersistentKeepalive(const Key32& pk, uint16_t seconds, const Now& now,
-                              DeviceOutput& out);
+  bool setPersistentKeepalive(const Key32& pk, uint16_t seconds, const Now& now, DeviceOutput& out);
   bool addAllowedIp(const Key32& pk, const IpPrefix& prefix);
   bool removeAllowedIp(const Key32& pk, const IpPrefix& prefix);
   bool clearAllowedIps(const Key32& pk);
@@ -143,8 +142,11 @@ class Device {
   uint64_t totalDrops() const;
   void countDrop(DropReason r) { ++drops_[static_cast<size_t>(r)]; }
 
- private:
+  // Internal state, for wg/ itself and its white-box tests (wg/device_impl.h).
   struct Impl;
+  Impl& internals() { return *impl_; }
+
+ private:
   std::unique_ptr<Impl> impl_;
   uint64_t drops_[static_cast<size_t>(DropReason::kCount)] = {};
 };

@@ -8,11 +8,12 @@ namespace gatehouse::wg {
 void SystemRandom::fill(std::span<uint8_t> out) { randombytes_buf(out.data(), out.size()); }
 
 void FakeRandom::fill(std::span<uint8_t> out) {
+  // splitmix64: different seeds give unrelated streams (xorshift seeds 1 and 2 do not).
   for (auto& b : out) {
-    state_ ^= state_ << 13;
-    state_ ^= state_ >> 7;
-    state_ ^= state_ << 17;
-    b = static_cast<uint8_t>(state_ >> 24);
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    b = static_cast<uint8_t>(z ^ (z >> 31));
   }
 }
 

@@ -33,7 +33,7 @@ class SystemRandom final : public Random {
   void fill(std::span<uint8_t> out) override;
 };
 
-// Deterministic generator for tests (xorshift; not cryptographic).
+// Deterministic generator for tests (splitmix64; not cryptographic).
 class FakeRandom final : public Random {
  public:
   explicit FakeRandom(uint64_t seed = 1) : state_(seed ? seed : 1) {}

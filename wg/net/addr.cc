@@ -129,7 +129,8 @@ std::optional<Endpoint> Endpoint::fromSockaddr(const sockaddr* sa, socklen_t len
     const uint8_t* b = in6->sin6_addr.s6_addr;
     // Dual-stack sockets report IPv4 peers as ::ffff:a.b.c.d; keep them as IPv4.
     static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (std::memcmp(b, kMapped, 12) == 0) return Endpoint{IpAddr::v4(b + 12), ntohs(in6->sin6_port)};
+    if (std::memcmp(b, kMapped, 12) == 0)
+      return Endpoint{IpAddr::v4(b + 12), ntohs(in6->sin6_port)};
     return Endpoint{IpAddr::v6(b), ntohs(in6->sin6_port)};
   }
   return std::nullopt;
