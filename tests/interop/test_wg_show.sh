@@ -12,7 +12,7 @@ section "configured values on our device ($OURS) with a $THEIRS peer"
 SUFFIX=x setup_pair "$OURS" "$THEIRS" 1
 OURKEY=$(cat "$WORKDIR/k1x.key")
 gen_keys dummy
-DUMMY=$PUB_dummy
+DUMMY=$(cat "$WORKDIR/dummy.pub")
 wgn "$IF1" set "$IF1" peer "$DUMMY" endpoint "[fd99:1::99]:5555" allowed-ips 10.99.0.0/16,fd42::/48
 
 # Before any traffic: no handshake, no bytes (persistent keepalive is set later on purpose: it

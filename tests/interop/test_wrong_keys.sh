@@ -14,37 +14,33 @@ lib_init wrong_keys "${1:-}"
 
 tun_rx_packets() { nsx "$1" cat "/sys/class/net/$2/statistics/rx_packets"; }
 
-# drop_total_uapi IFNAME: sum of every integer-valued key containing "drop" in the raw get reply
-# (Gatehouse exposes its per-reason drop counters there as keys `wg` ignores); empty if none.
-drop_total_uapi() {
-  uapi_get "$1" | awk -F= 'tolower($1) ~ /drop/ && $2 ~ /^[0-9]+$/ { s += $2; n++ }
-    END { if (n) print s }'
-}
+# uapi_drops IFNAME: the raw get reply's drop counters, "reason=N" per line. Gatehouse adds them
+# to the device section as gatehouse_drop_<reason>=N, keys `wg` ignores (U9).
+uapi_drops() { uapi_get "$1" | sed -n 's/^gatehouse_drop_//p'; }
 
-# drop_total_log IFNAME: after the daemon exited, sum of the numbers on its "drop" log lines.
-drop_total_log() {
-  grep -i 'drop' "${WG_LOG[$1]}" | grep -o '[0-9]\+' | awk '{ s += $1; n++ } END { if (n) print s }'
-}
-
-# check_drops LABEL IFNAME: Gatehouse counted the bad handshake messages it received.
+# check_drops LABEL IFNAME REASON: Gatehouse counted the bad handshake messages it received under
+# REASON (bad_mac1, handshake_failed; names from wg/device.cc dropReasonName).
 check_drops() {
-  local label=$1 ifn=$2 v
+  local label=$1 ifn=$2 reason=$3 drops v
   if [ "${WG_IMPL[$ifn]}" != gatehouse ]; then
     log "$label: drop counters not checked (${WG_IMPL[$ifn]} does not expose them)"
     return
   fi
-  v=$(drop_total_uapi "$ifn" || true)
+  drops=$(uapi_drops "$ifn" || true)
+  v=$(sed -n "s/^$reason=//p" <<<"$drops")
   if [ -n "$v" ] && [ "$v" -gt 0 ]; then
-    pass "$label: Gatehouse counted $v drops (UAPI get)"
+    pass "$label: Gatehouse counted $v '$reason' drops (UAPI get)"
     return
   fi
-  # Not in the get reply: the daemon prints its counters by reason on exit.
+  # Not in the get reply: the daemon also logs "drops: total N, reason N, ..." on exit.
   stop_wg "$ifn" || true
-  v=$(drop_total_log "$ifn" || true)
+  v=$(grep -o "drops: total .*" "${WG_LOG[$ifn]}" | grep -o "$reason [0-9]*" | awk '{print $2}' |
+    tail -n1 || true)
   if [ -n "$v" ] && [ "$v" -gt 0 ]; then
-    pass "$label: Gatehouse counted drops (exit log: $(grep -i drop "${WG_LOG[$ifn]}" | tr '\n' ' '))"
+    pass "$label: Gatehouse counted $v '$reason' drops (exit log)"
   else
-    fail "$label: no drop counted by Gatehouse (no non-zero drop key in UAPI get, none in exit log)"
+    fail "$label: no '$reason' drop counted by Gatehouse; UAPI: [$(tr "\n" " " <<<"$drops")]," \
+      "exit log: [$(grep -o 'drops: total .*' "${WG_LOG[$ifn]}" || true)]"
   fi
 }
 
@@ -55,22 +51,26 @@ run_case() { # CASE ROLE INITIATOR_IMPL RESPONDER_IMPL SUFFIX
   section "$label: $2 (initiator) -> $3 (responder)"
   SUFFIX=$sfx setup_pair "$2" "$3" 1
   gen_keys "w$sfx"
-  local wrong_var="PUB_w$sfx" h1_peer=$PUB2 h2_peer=$PUB1 receiver=$IF2
+  local wrong_var="PUB_w$sfx" h1_peer=$PUB2 h2_peer=$PUB1 receiver=$IF2 reason
+  # The side that receives the bad message, and why it must drop it.
   local wrong=${!wrong_var}
   case $kind in
     pubkey)
       wgn "$IF1" set "$IF1" peer "$PUB2" remove \
         peer "$wrong" allowed-ips "$TUN_NET4.2/32,fd00::2/128" endpoint 10.231.1.2:10002
       h1_peer=$wrong
+      reason=bad_mac1 # mac1 is keyed by the responder's public key
       ;;
     stranger)
       wgn "$IF2" set "$IF2" peer "$PUB1" remove peer "$wrong" allowed-ips "$TUN_NET4.1/32"
       h2_peer=$wrong
+      reason=handshake_failed # static key decrypts but belongs to no peer
       ;;
     psk)
       gen_psk "q$sfx"
       wgn "$IF2" set "$IF2" peer "$PUB1" preshared-key "$WORKDIR/q$sfx.psk"
       receiver=$IF1
+      reason=handshake_failed # the response's empty payload fails to decrypt (psk in the key)
       ;;
   esac
 
@@ -104,7 +104,7 @@ run_case() { # CASE ROLE INITIATOR_IMPL RESPONDER_IMPL SUFFIX
   # wireguard-go retries the handshake every 5 s (REKEY_TIMEOUT); give it two rounds.
   check "$label: control: handshake works once the keys are right" \
     ping_first "$NS1" "$TUN_NET4.2" 15
-  check_drops "$label" "$receiver"
+  check_drops "$label" "$receiver" "$reason"
 }
 
 run_case pubkey ours "$OURS" "$THEIRS" a
