@@ -214,16 +214,26 @@ void LoopDevice::startUdpPolls() {
     auto* p = new UdpPoll{{}, this, fd};
     uv_poll_init(loop_, &p->handle, fd);
     p->handle.data = p;
-    uv_poll_start(&p->handle, UV_READABLE, [](uv_poll_t* h, int status, int events) {
-      auto* p = static_cast<UdpPoll*>(h->data);
-      if (status < 0) {
-        p->self->log(LogLevel::kError, std::string("UDP poll error: ") + uv_strerror(status));
-        return;
-      }
-      p->self->onUdpReadable(p->fd);
-    });
+    startUdpPoll(p);
     udp_polls_.push_back(p);
   }
+}
+
+void LoopDevice::startUdpPoll(UdpPoll* p) {
+  uv_poll_start(&p->handle, UV_READABLE, [](uv_poll_t* h, int status, int events) {
+    auto* p = static_cast<UdpPoll*>(h->data);
+    if (status < 0) {
+      // libuv stops the poll on POLLERR. A pending socket error (e.g. an ICMP error queued on
+      // the socket) must not silence the port: read and clear it, then keep polling.
+      int err = 0;
+      socklen_t len = sizeof err;
+      getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      p->self->log(LogLevel::kDebug, std::string("UDP socket error: ") + strerror(err));
+      if (!p->self->stopping_) p->self->startUdpPoll(p);
+      return;
+    }
+    p->self->onUdpReadable(p->fd);
+  });
 }
 
 void LoopDevice::stopUdpPolls() {

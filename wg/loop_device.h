@@ -117,6 +117,7 @@ class LoopDevice final : public UapiHost, public DeviceOutput {
   void log(LogLevel level, const std::string& msg) const;
   int startUapi(std::string* what);
   void startUdpPolls();
+  void startUdpPoll(UdpPoll* p);
   void stopUdpPolls();
   void closeHandle(uv_handle_t* h);
   static void onHandleClosed(uv_handle_t* h);
