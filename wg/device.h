@@ -37,6 +37,10 @@ class DeviceOutput {
   virtual ~DeviceOutput() = default;
   virtual void sendToNetwork(const Endpoint& to, std::span<const uint8_t> datagram) = 0;
   virtual void writeToTun(std::span<const uint8_t> ip_packet) = 0;
+  // The device wants the next datagrams to `to` sent from a routing-chosen source address
+  // again (handshake retransmit, silence after data: reference E2). Sticky source is an I/O
+  // concern; the default does nothing.
+  virtual void clearSource(const Endpoint& to) {}
 };
 
 // Why a packet was dropped. Counted per device; visible through `gatehouse wireguard` logs,
@@ -125,7 +129,6 @@ class Device {
 
   // ---- data path ----
   void onTunPacket(std::span<const uint8_t> ip_packet, const Now& now, DeviceOutput& out);
-  // `local` is the local address the datagram arrived on (sticky source; may be invalid).
   void onNetworkPacket(std::span<const uint8_t> datagram, const Endpoint& from, const Now& now,
                        DeviceOutput& out);
   // Runs every peer timer due at `now`.

@@ -14,8 +14,10 @@
 //
 // Sticky source (reference E2): the Device API carries no local address, so the loop remembers,
 // per remote endpoint, the local address of the last datagram from it that the Device accepted
-// (no drop counted) and sends replies to that endpoint from there. If the kernel rejects the
-// address (it was removed), the datagram goes out with a routing-chosen source instead.
+// (no drop counted) and sends replies to that endpoint from there, until the Device asks to
+// clear it (DeviceOutput::clearSource: handshake retransmit, or silence after data). If the
+// kernel rejects the address (it was removed), the datagram goes out with a routing-chosen
+// source instead.
 //
 // Threads and ownership: everything runs on the loop thread that calls start(). LoopDevice owns
 // the Device, the TUN, the UDP transport, every libuv handle it opens and the UAPI connections;
@@ -101,6 +103,7 @@ class LoopDevice final : public UapiHost, public DeviceOutput {
   // DeviceOutput: datagrams are queued until the end of the batch; TUN writes go out at once.
   void sendToNetwork(const Endpoint& to, std::span<const uint8_t> datagram) override;
   void writeToTun(std::span<const uint8_t> ip_packet) override;
+  void clearSource(const Endpoint& to) override { sticky_.erase(to); }
 
  private:
   struct UdpPoll;

@@ -141,7 +141,7 @@ bool Device::Impl::sendTransport(Peer& p, std::span<const uint8_t> packet, const
   uint64_t counter = kp->send_counter++;
   storeLe64(msg + kTransportCounterOff, counter);
   uint8_t* body = msg + kTransportHeaderSize;
-  std::memcpy(body, packet.data(), len);
+  if (len != 0) std::memcpy(body, packet.data(), len);  // keepalives have no data pointer
   std::memset(body + len, 0, padded - len);
   crypto::aeadSeal(body, kp->send_key, counter, {body, padded}, {});
 

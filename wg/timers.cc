@@ -66,6 +66,7 @@ void Device::Impl::runTimers(Peer& p, const Now& now, DeviceOutput& out) {
       }
     } else {
       ++p.handshake_attempts;
+      if (p.endpoint) out.clearSource(*p.endpoint);
       sendHandshakeInitiation(p, true, now, out);
     }
   }
@@ -79,6 +80,7 @@ void Device::Impl::runTimers(Peer& p, const Now& now, DeviceOutput& out) {
   }
   if (p.t_new_handshake <= t) {
     p.t_new_handshake = kNever;
+    if (p.endpoint) out.clearSource(*p.endpoint);
     sendHandshakeInitiation(p, false, now, out);
   }
   if (p.t_zero_key_material <= t) {
