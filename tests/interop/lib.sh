@@ -41,7 +41,6 @@ THEIRS="${GH_PEER_IMPL:-wireguard-go}"
 GATEHOUSE_BIN="${GATEHOUSE_BIN:-}"
 PYTHON="${PYTHON:-python3}"
 TUN_NET4=192.168.241
-TUN_NET6=fd00:
 
 # ---------------------------------------------------------------------------------------------
 # Output and assertions
