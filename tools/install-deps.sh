@@ -10,13 +10,17 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
   liblwip-dev node-llhttp android-libboringssl-dev libsqlite3-dev libzstd-dev libre2-dev
   wireguard-go wireguard-tools iproute2 iputils-ping iperf3 procps psmisc
-  python3 curl nodejs npm
+  python3 curl
 )
 
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# Node.js may come from another Debian-format source whose nodejs bundles npm (and conflicts with
+# Debian's npm package): only ask apt for them when the commands are absent.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PACKAGES[@]} packages present"
