@@ -1,16 +1,20 @@
 // TunDevice: a Linux TUN interface (/dev/net/tun, IFF_TUN | IFF_NO_PI): one IP packet per read
 // or write on a non-blocking fd. The device loop watches fd() with uv_poll_t.
 //
+// Offloads: open(..., offload=true) asks for IFF_VNET_HDR with TSO4/TSO6 and checksum offload
+// (wireguard-go does the same since 2023): every read and write then carries a 10-byte
+// virtio_net_hdr (wg/offload.h), and reads return TCP super-packets of up to 64 KiB. If the
+// kernel refuses any step the device is reopened in plain mode; vnetHdr() tells which.
+//
 // Removal: when the interface is deleted (`ip link del`) the kernel detaches the fd; reads then
 // fail with EBADFD (or EIO) and poll reports an error. read() returns TunStatus::kGone for
 // those, and linkGone() checks by interface index for the periodic check.
 //
-// Offloads: IFF_VNET_HDR (GSO/GRO through virtio_net_hdr) is left for later; open() is the one
-// place that would set it, and read/write would then carry the header.
-//
 // Thread safety: none; one owner thread. The TunDevice owns the fd and closes it in the
 // destructor; closing it destroys a non-persistent interface.
 #pragma once
+
+#include <sys/uio.h>
 
 #include <cstdint>
 #include <memory>
@@ -32,7 +36,8 @@ class TunDevice {
 
   // Creates (or attaches to) the TUN interface `name` and sets its MTU. Returns nullptr and sets
   // *err to a positive errno on failure.
-  static std::unique_ptr<TunDevice> open(const std::string& name, int mtu, int* err);
+  static std::unique_ptr<TunDevice> open(const std::string& name, int mtu, int* err,
+                                         bool offload = false);
   ~TunDevice();
   TunDevice(const TunDevice&) = delete;
   TunDevice& operator=(const TunDevice&) = delete;
@@ -41,9 +46,15 @@ class TunDevice {
   const std::string& name() const { return name_; }  // as the kernel named it
   int ifindex() const { return ifindex_; }
 
-  // Reads one packet into `buf`; *len receives its size on kOk.
+  // True if reads and writes carry a virtio_net_hdr and the kernel may send super-packets.
+  bool vnetHdr() const { return vnet_hdr_; }
+
+  // Reads one frame into `buf` (virtio_net_hdr first when vnetHdr()); *len receives its size.
   TunStatus read(std::span<uint8_t> buf, size_t* len);
+  // Writes one plain IP packet (with a zero virtio_net_hdr in front when vnetHdr()).
   TunStatus write(std::span<const uint8_t> packet);
+  // Writes one frame gathered from `iov` (the caller supplies the virtio_net_hdr if any).
+  TunStatus writev(const iovec* iov, int count);
 
   int setMtu(int mtu);  // 0 or errno
   int mtu() const;      // the kernel's current value, or -errno
@@ -54,8 +65,9 @@ class TunDevice {
   bool linkGone() const;
 
  private:
-  TunDevice(int fd, std::string name, int ifindex);
+  TunDevice(int fd, std::string name, int ifindex, bool vnet_hdr);
   int fd_;
+  bool vnet_hdr_;
   std::string name_;
   int ifindex_;
 };

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -11,7 +12,14 @@
 namespace gatehouse::wg {
 namespace {
 
-constexpr size_t kCtrlSize = CMSG_SPACE(sizeof(in6_pktinfo)) + CMSG_SPACE(sizeof(in_pktinfo));
+// Room for a packet-info cmsg of either family plus a UDP_SEGMENT / UDP_GRO cmsg.
+constexpr size_t kCtrlSize =
+    CMSG_SPACE(sizeof(in6_pktinfo)) + CMSG_SPACE(sizeof(in_pktinfo)) + CMSG_SPACE(sizeof(int));
+// Messages per sendmmsg, and UDP GSO limits (kernel UDP_MAX_SEGMENTS; an IPv4 datagram's
+// payload limit, which is also safe for IPv6).
+constexpr size_t kSendMsgs = 64;
+constexpr size_t kMaxGsoSegments = 64;
+constexpr size_t kMaxGsoBytes = 65535 - 20 - 8;
 // Attempts to find a port free for both families when the caller asked for any port.
 constexpr int kAnyPortAttempts = 100;
 
@@ -45,11 +53,25 @@ struct RecvBatch::Slots {
   std::vector<uint8_t> data = std::vector<uint8_t>(kMaxDatagrams * kSlotSize);
 };
 
-RecvBatch::RecvBatch() : slots_(std::make_unique<Slots>()) {}
+RecvBatch::RecvBatch() : slots_(std::make_unique<Slots>()) { in_.reserve(kMaxDatagrams); }
 RecvBatch::~RecvBatch() = default;
 
 UdpTransport::UdpTransport() : UdpTransport(Options{}) {}
-UdpTransport::UdpTransport(Options options) : options_(options) {}
+struct UdpTransport::SendScratch {
+  struct Msg {
+    size_t first, count;
+    uint16_t segment;  // UDP_SEGMENT size, 0 for a single datagram
+    bool with_source;
+  };
+  std::array<mmsghdr, kSendMsgs> hdrs;
+  std::array<Msg, kSendMsgs> meta;
+  std::array<sockaddr_storage, kSendMsgs> names;
+  alignas(cmsghdr) std::array<std::array<uint8_t, kCtrlSize>, kSendMsgs> ctrl;
+  std::array<iovec, kSendMsgs * kMaxGsoSegments> iov;
+};
+
+UdpTransport::UdpTransport(Options options)
+    : options_(options), scratch_(std::make_unique<SendScratch>()) {}
 UdpTransport::~UdpTransport() { close(); }
 
 void UdpTransport::close() {
@@ -81,6 +103,8 @@ int UdpTransport::openSocket(int family, uint16_t port, int* fd_out, uint16_t* b
     len = sizeof *in;
   }
   setBuffers(fd, options_.socket_buffer_bytes);
+  // Best effort: without UDP_GRO the kernel hands over datagrams one by one, as before.
+  if (options_.offload) setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
   if (options_.fwmark != 0) {
     setsockopt(fd, SOL_SOCKET, SO_MARK, &options_.fwmark, sizeof options_.fwmark);
   }
@@ -130,6 +154,14 @@ int UdpTransport::open(uint16_t port) {
   fd4_ = fd4;
   fd6_ = fd6;
   port_ = bound;
+  // GSO is usable where the kernel knows the option (Linux ≥ 4.18).
+  auto probe = [this](int fd) {
+    int v = 0;
+    socklen_t len = sizeof v;
+    return options_.offload && fd >= 0 && getsockopt(fd, SOL_UDP, UDP_SEGMENT, &v, &len) == 0;
+  };
+  gso4_ = probe(fd4_);
+  gso6_ = probe(fd6_);
   return 0;
 }
 
@@ -143,7 +175,7 @@ int UdpTransport::setFwmark(uint32_t mark) {
 
 int UdpTransport::receive(int fd, RecvBatch& batch) {
   auto& s = *batch.slots_;
-  batch.count_ = 0;
+  batch.in_.clear();
   for (size_t i = 0; i < RecvBatch::kMaxDatagrams; ++i) {
     s.iov[i] = {s.data.data() + i * RecvBatch::kSlotSize, RecvBatch::kSlotSize};
     msghdr& h = s.msgs[i].msg_hdr;
@@ -174,6 +206,7 @@ int UdpTransport::receive(int fd, RecvBatch& batch) {
     auto from = Endpoint::fromSockaddr(reinterpret_cast<sockaddr*>(h.msg_name), h.msg_namelen);
     if (!from) continue;
     LocalAddr local;
+    int gro_size = 0;
     for (cmsghdr* c = CMSG_FIRSTHDR(&h); c; c = CMSG_NXTHDR(&h, c)) {
       if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
         in_pktinfo info;
@@ -185,10 +218,21 @@ int UdpTransport::receive(int fd, RecvBatch& batch) {
         std::memcpy(&info, CMSG_DATA(c), sizeof info);
         local.addr = IpAddr::v6(info.ipi6_addr.s6_addr);
         local.ifindex = info.ipi6_ifindex;
+      } else if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+        std::memcpy(&gro_size, CMSG_DATA(c), std::min(sizeof gro_size, c->cmsg_len - CMSG_LEN(0)));
       }
     }
-    batch.in_[batch.count_++] = {
-        *from, local, {s.data.data() + i * RecvBatch::kSlotSize, s.msgs[i].msg_len}};
+    const uint8_t* base = s.data.data() + i * RecvBatch::kSlotSize;
+    size_t len = s.msgs[i].msg_len;
+    if (gro_size <= 0 || static_cast<size_t>(gro_size) >= len) {
+      batch.in_.push_back({*from, local, {base, len}});
+      continue;
+    }
+    ++counters_.gro_receives;
+    for (size_t off = 0; off < len; off += static_cast<size_t>(gro_size)) {
+      size_t seg = std::min(static_cast<size_t>(gro_size), len - off);
+      batch.in_.push_back({*from, local, {base + off, seg}});
+    }
   }
   // A batch of only truncated datagrams still made progress; report it as non-empty.
   return n;
@@ -211,72 +255,118 @@ void UdpTransport::send(std::span<const OutDatagram> batch) {
   }
 }
 
+namespace {
+
+// Fills the control buffer of one message: the sticky source (if any) and the GSO segment size
+// (if any). Returns the control length.
+size_t buildControl(uint8_t* ctrl, const OutDatagram& d, bool v6, bool with_source,
+                    uint16_t segment) {
+  std::memset(ctrl, 0, kCtrlSize);
+  size_t used = 0;
+  auto add = [&](int level, int type, const void* data, size_t len) {
+    auto* c = reinterpret_cast<cmsghdr*>(ctrl + used);
+    c->cmsg_level = level;
+    c->cmsg_type = type;
+    c->cmsg_len = CMSG_LEN(len);
+    std::memcpy(CMSG_DATA(c), data, len);
+    used += CMSG_SPACE(len);
+  };
+  if (with_source) {
+    if (v6) {
+      in6_pktinfo info{};
+      std::memcpy(info.ipi6_addr.s6_addr, d.source.addr.bytes.data(), 16);
+      info.ipi6_ifindex = d.source.ifindex;
+      add(IPPROTO_IPV6, IPV6_PKTINFO, &info, sizeof info);
+    } else {
+      in_pktinfo info{};
+      // Source only; the route picks the interface so a moved address still works.
+      std::memcpy(&info.ipi_spec_dst, d.source.addr.bytes.data(), 4);
+      add(IPPROTO_IP, IP_PKTINFO, &info, sizeof info);
+    }
+  }
+  if (segment != 0) add(SOL_UDP, UDP_SEGMENT, &segment, sizeof segment);
+  return used;
+}
+
+}  // namespace
+
 void UdpTransport::sendOn(int fd, bool v6, std::span<const OutDatagram> batch) {
-  constexpr size_t kChunk = 64;
-  std::array<mmsghdr, kChunk> msgs;
-  std::array<iovec, kChunk> iov;
-  std::array<sockaddr_storage, kChunk> names;
-  alignas(cmsghdr) std::array<std::array<uint8_t, kCtrlSize>, kChunk> ctrl;
-  for (size_t base = 0; base < batch.size(); base += kChunk) {
-    size_t n = std::min(kChunk, batch.size() - base);
-    for (size_t i = 0; i < n; ++i) {
-      const OutDatagram& d = batch[base + i];
-      msghdr& h = msgs[i].msg_hdr;
-      std::memset(&h, 0, sizeof h);
-      iov[i] = {const_cast<uint8_t*>(d.data.data()), d.data.size()};
-      h.msg_name = &names[i];
-      h.msg_namelen = d.to.toSockaddr(&names[i]);
-      h.msg_iov = &iov[i];
-      h.msg_iovlen = 1;
-      if (d.source.valid() && d.source.addr.isV6() == v6) {
-        std::memset(ctrl[i].data(), 0, kCtrlSize);
-        h.msg_control = ctrl[i].data();
-        cmsghdr* c;
-        if (v6) {
-          h.msg_controllen = CMSG_SPACE(sizeof(in6_pktinfo));
-          c = CMSG_FIRSTHDR(&h);
-          c->cmsg_level = IPPROTO_IPV6;
-          c->cmsg_type = IPV6_PKTINFO;
-          c->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
-          in6_pktinfo info{};
-          std::memcpy(info.ipi6_addr.s6_addr, d.source.addr.bytes.data(), 16);
-          info.ipi6_ifindex = d.source.ifindex;
-          std::memcpy(CMSG_DATA(c), &info, sizeof info);
-        } else {
-          h.msg_controllen = CMSG_SPACE(sizeof(in_pktinfo));
-          c = CMSG_FIRSTHDR(&h);
-          c->cmsg_level = IPPROTO_IP;
-          c->cmsg_type = IP_PKTINFO;
-          c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
-          in_pktinfo info{};
-          // Source only; the route picks the interface so a moved address still works.
-          std::memcpy(&info.ipi_spec_dst, d.source.addr.bytes.data(), 4);
-          std::memcpy(CMSG_DATA(c), &info, sizeof info);
+  SendScratch& s = *scratch_;
+  bool& gso = fd == fd4_ ? gso4_ : gso6_;
+  size_t pos = 0;
+  while (pos < batch.size()) {
+    // Pack up to kSendMsgs messages, each a GSO run when GSO is on.
+    size_t nmsg = 0, niov = 0, p = pos;
+    while (p < batch.size() && nmsg < kSendMsgs) {
+      const OutDatagram& first = batch[p];
+      size_t count = 1, bytes = first.data.size();
+      if (gso) {
+        while (p + count < batch.size() && count < kMaxGsoSegments) {
+          const OutDatagram& d = batch[p + count];
+          if (d.data.size() > first.data.size() || !(d.to == first.to) ||
+              !(d.source == first.source) || bytes + d.data.size() > kMaxGsoBytes) {
+            break;
+          }
+          bytes += d.data.size();
+          ++count;
+          if (d.data.size() < first.data.size()) break;  // only the last may be shorter
         }
       }
+      auto& m = s.meta[nmsg];
+      m = {p, count, static_cast<uint16_t>(count > 1 ? first.data.size() : 0),
+           first.source.valid() && first.source.addr.isV6() == v6};
+      msghdr& h = s.hdrs[nmsg].msg_hdr;
+      std::memset(&h, 0, sizeof h);
+      h.msg_name = &s.names[nmsg];
+      h.msg_namelen = first.to.toSockaddr(&s.names[nmsg]);
+      h.msg_iov = &s.iov[niov];
+      h.msg_iovlen = count;
+      for (size_t k = 0; k < count; ++k) {
+        const auto& data = batch[p + k].data;
+        s.iov[niov++] = {const_cast<uint8_t*>(data.data()), data.size()};
+      }
+      h.msg_control = s.ctrl[nmsg].data();
+      h.msg_controllen = buildControl(s.ctrl[nmsg].data(), first, v6, m.with_source, m.segment);
+      if (h.msg_controllen == 0) h.msg_control = nullptr;
+      p += count;
+      ++nmsg;
     }
     size_t i = 0;
-    while (i < n) {
-      int r = sendmmsg(fd, &msgs[i], static_cast<unsigned>(n - i), MSG_DONTWAIT);
+    size_t next_pos = p;
+    while (i < nmsg) {
+      int r = sendmmsg(fd, &s.hdrs[i], static_cast<unsigned>(nmsg - i), MSG_DONTWAIT);
       if (r > 0) {
+        for (int k = 0; k < r; ++k) counters_.gso_sends += s.meta[i + k].segment != 0;
         i += static_cast<size_t>(r);
         continue;
       }
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
-        counters_.send_errors += n - i;  // socket buffer full: UDP semantics, drop the rest
+        // Socket buffer full: UDP semantics, drop the rest of this round.
+        for (; i < nmsg; ++i) counters_.send_errors += s.meta[i].count;
         break;
       }
-      if (msgs[i].msg_hdr.msg_control != nullptr) {
+      auto& m = s.meta[i];
+      msghdr& h = s.hdrs[i].msg_hdr;
+      if (m.with_source) {
         // The sticky source address is gone (EINVAL / EADDRNOTAVAIL): let routing choose.
         ++counters_.source_fallbacks;
-        msgs[i].msg_hdr.msg_control = nullptr;
-        msgs[i].msg_hdr.msg_controllen = 0;
+        m.with_source = false;
+        h.msg_controllen = buildControl(s.ctrl[i].data(), batch[m.first], v6, false, m.segment);
+        if (h.msg_controllen == 0) h.msg_control = nullptr;
         continue;
+      }
+      if (m.segment != 0) {
+        // The route cannot take GSO (EIO without checksum offload): plain sends from here on.
+        gso = false;
+        ++counters_.gso_fallbacks;
+        next_pos = m.first;
+        break;
       }
       ++counters_.send_errors;
       ++i;
     }
+    pos = next_pos;
   }
 }
 

@@ -8,6 +8,13 @@
 // on [::]:port. Port 0 picks a free port for IPv4 and reuses it for IPv6 (retrying a few ports if
 // that one is taken for IPv6). A host without IPv6 runs on IPv4 alone.
 //
+// Offloads (Options::offload, on by default): runs of consecutive datagrams to the same
+// destination from the same source with the same size (the last may be shorter) leave in one
+// sendmsg with a UDP_SEGMENT control message (UDP GSO, up to 64 segments / 64 KiB); receive
+// sockets enable UDP_GRO and received coalesced buffers are cut back into datagrams by the
+// UDP_GRO segment size. A socket whose GSO send fails (EIO: no checksum offload on the route)
+// turns GSO off and resends the datagrams one by one.
+//
 // Thread safety: none; one owner thread (the device loop). The transport owns its sockets and
 // closes them on close(), on a successful rebind, and in the destructor. Spans handed out by
 // receive() point into the RecvBatch and stay valid until the next receive() into that batch.
@@ -72,21 +79,21 @@ class FakePacketSink final : public PacketSink {
 // Reusable receive buffers for one recvmmsg call.
 class RecvBatch {
  public:
-  static constexpr size_t kMaxDatagrams = 64;
-  static constexpr size_t kSlotSize = 65536;  // a whole UDP payload; no truncation
+  static constexpr size_t kMaxDatagrams = 64;  // messages per recvmmsg (each may be GRO'd)
+  static constexpr size_t kSlotSize = 65536;   // a whole UDP payload; no truncation
   RecvBatch();
   ~RecvBatch();
   RecvBatch(const RecvBatch&) = delete;
   RecvBatch& operator=(const RecvBatch&) = delete;
 
-  std::span<const InDatagram> datagrams() const { return {in_.data(), count_}; }
+  // The datagrams of the last receive, GRO buffers already cut into datagrams.
+  std::span<const InDatagram> datagrams() const { return in_; }
 
  private:
   friend class UdpTransport;
   struct Slots;
   std::unique_ptr<Slots> slots_;
-  std::array<InDatagram, kMaxDatagrams> in_{};
-  size_t count_ = 0;
+  std::vector<InDatagram> in_;
 };
 
 struct UdpCounters {
@@ -95,6 +102,9 @@ struct UdpCounters {
   uint64_t source_fallbacks = 0;  // sticky source rejected by the kernel; resent without it
   uint64_t recv_truncated = 0;    // datagrams larger than a slot (dropped)
   uint64_t recv_errors = 0;
+  uint64_t gso_sends = 0;      // sendmsg calls that carried several datagrams (UDP_SEGMENT)
+  uint64_t gso_fallbacks = 0;  // sockets that turned GSO off after the kernel refused it
+  uint64_t gro_receives = 0;   // received buffers that held several datagrams (UDP_GRO)
 };
 
 class UdpTransport final : public PacketSink {
@@ -102,6 +112,7 @@ class UdpTransport final : public PacketSink {
   struct Options {
     int socket_buffer_bytes = 7 << 20;  // like wireguard-go ≥ 0.0.2023: 7 MiB
     uint32_t fwmark = 0;
+    bool offload = true;  // UDP GSO on send, UDP GRO on receive, where the kernel has them
   };
   UdpTransport();
   explicit UdpTransport(Options options);
@@ -122,8 +133,8 @@ class UdpTransport final : public PacketSink {
   int setFwmark(uint32_t mark);
   uint32_t fwmark() const { return options_.fwmark; }
 
-  // One recvmmsg on `fd` (fd4() or fd6()). Returns the number of datagrams (0 when the socket
-  // is drained) or -errno on a socket error.
+  // One recvmmsg on `fd` (fd4() or fd6()). Returns the number of messages read (0 when the
+  // socket is drained; with GRO a message can hold several datagrams) or -errno on an error.
   int receive(int fd, RecvBatch& batch);
 
   void send(std::span<const OutDatagram> batch) override;
@@ -135,9 +146,12 @@ class UdpTransport final : public PacketSink {
   int openSocket(int family, uint16_t port, int* fd_out, uint16_t* bound);
   void sendOn(int fd, bool v6, std::span<const OutDatagram> batch);
 
+  struct SendScratch;
   Options options_;
+  std::unique_ptr<SendScratch> scratch_;
   int fd4_ = -1;
   int fd6_ = -1;
+  bool gso4_ = false, gso6_ = false;
   uint16_t port_ = 0;
   UdpCounters counters_;
 };
