@@ -128,6 +128,12 @@ void reportCounters(const wg::LoopDevice& dev, const wg::LogFn& log) {
                            std::to_string(u.send_errors + u.send_no_socket) +
                            ", sticky source fallbacks " + std::to_string(u.source_fallbacks) +
                            ", udp truncated " + std::to_string(u.recv_truncated));
+  log(LogLevel::kInfo, "offload: tun gso reads " + std::to_string(c.tun_gso_reads) +
+                           ", tun gro writes " + std::to_string(c.tun_gro_writes) +
+                           ", tun split errors " + std::to_string(c.tun_split_errors) +
+                           ", udp gso sends " + std::to_string(u.gso_sends) +
+                           ", udp gro receives " + std::to_string(u.gro_receives) +
+                           ", udp gso fallbacks " + std::to_string(u.gso_fallbacks));
 }
 
 int runWireguard(const std::string& ifname, bool foreground, int mtu) {
@@ -149,7 +155,15 @@ int runWireguard(const std::string& ifname, bool foreground, int mtu) {
   wg::SystemRandom random;
   int rc = 0;
   {
-    wg::LoopDevice dev(&loop, random, log, {.ifname = ifname, .mtu = mtu});
+    // GATEHOUSE_OFFLOAD=0 (or "tun" / "udp": only that one) forces the plain data path, for
+    // A/B benchmarks and for kernels whose offloads misbehave.
+    const char* off = std::getenv("GATEHOUSE_OFFLOAD");
+    std::string offload = off ? off : "1";
+    wg::LoopDevice dev(&loop, random, log,
+                       {.ifname = ifname,
+                        .mtu = mtu,
+                        .tun_offload = offload != "0" && offload != "udp",
+                        .udp_offload = offload != "0" && offload != "tun"});
     std::string what;
     int err = dev.start(&what);
     if (err != 0) {

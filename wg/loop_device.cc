@@ -16,7 +16,8 @@ namespace {
 constexpr int64_t kMaxTimerDelayMs = 1000;
 constexpr int64_t kHousekeepingNs = 1 * kSec;
 constexpr size_t kMaxSticky = 4096;
-constexpr size_t kTunBufSize = 65536;
+// A TSO super-packet of up to 64 KiB behind its virtio_net_hdr.
+constexpr size_t kTunBufSize = 65536 + offload::kVnetHdrLen + 64;
 
 bool isHandshake(std::span<const uint8_t> d) {
   return (d.size() == 148 && d[0] == 1) || (d.size() == 92 && d[0] == 2);
@@ -82,6 +83,7 @@ LoopDevice::LoopDevice(uv_loop_t* loop, Random& random, LogFn log, LoopDeviceOpt
       options_(std::move(options)),
       device_(std::make_unique<Device>(random,
                                        DeviceOptions{.mtu = static_cast<size_t>(options_.mtu)})),
+      udp_(UdpTransport::Options{.offload = options_.udp_offload}),
       tun_buf_(kTunBufSize) {
   socket_path_ = options_.socket_dir + "/" + options_.ifname + ".sock";
 }
@@ -101,7 +103,7 @@ void LoopDevice::log(LogLevel level, const std::string& msg) const {
 
 int LoopDevice::start(std::string* what) {
   int err = 0;
-  tun_ = TunDevice::open(options_.ifname, options_.mtu, &err);
+  tun_ = TunDevice::open(options_.ifname, options_.mtu, &err, options_.tun_offload);
   if (!tun_) {
     *what = "create TUN interface " + options_.ifname;
     return err;
@@ -145,7 +147,9 @@ int LoopDevice::start(std::string* what) {
   armTimer(now);
   log(LogLevel::kInfo, "interface " + tun_->name() + " up, mtu " + std::to_string(options_.mtu) +
                            ", UDP port " + std::to_string(udp_.port()) +
-                           (udp_.fd6() < 0 ? " (IPv4 only)" : "") + ", UAPI " + socket_path_);
+                           (udp_.fd6() < 0 ? " (IPv4 only)" : "") + ", UAPI " + socket_path_ +
+                           ", TUN offload " + (tun_->vnetHdr() ? "on" : "off") + ", UDP offload " +
+                           (options_.udp_offload ? "on" : "off"));
   return 0;
 }
 
@@ -253,6 +257,8 @@ int LoopDevice::setListenPort(uint16_t port) {
   if (err == 0) {
     log(LogLevel::kInfo, "UDP port now " + std::to_string(udp_.port()));
     sticky_.clear();
+    sticky_last_.reset();
+    send_last_.reset();
   } else {
     log(LogLevel::kError, "cannot bind UDP port " + std::to_string(port) + ": " + strerror(err));
   }
@@ -281,21 +287,36 @@ void LoopDevice::onUdpReadable(int fd) {
   for (size_t b = 0; b < used; ++b) {
     for (const auto& d : recv_batches_[b]->datagrams()) {
       ++counters_.udp_recv_datagrams;
-      uint64_t drops_before = device_->totalDrops();
+      // Sticky-source bookkeeping only when the (from, local) pair differs from the last one
+      // stored: the common case of a stream from one peer costs two compares.
+      bool fresh = d.local.valid() && !(sticky_last_ && sticky_last_->first == d.from &&
+                                        sticky_last_->second == d.local);
+      uint64_t drops_before = fresh ? device_->totalDrops() : 0;
       // A handshake response or cookie reply goes out inside this call: answer from the
       // address the datagram came in on (E2).
       cur_in_ = &d;
       device_->onNetworkPacket(d.data, d.from, now, *this);
       cur_in_ = nullptr;
-      if (d.local.valid() && device_->totalDrops() == drops_before) {
-        if (sticky_.size() >= kMaxSticky && !sticky_.count(d.from)) sticky_.clear();
-        sticky_[d.from] = d.local;
-      }
+      if (fresh && device_->totalDrops() == drops_before) rememberSource(d);
       if (stopping_) return;
     }
+    flushTun();  // coalesce what this recvmmsg batch decrypted
   }
   if (handshakes != 0) device_->setHandshakeBacklog(0, now);
   flush();
+}
+
+void LoopDevice::rememberSource(const InDatagram& d) {
+  if (sticky_.size() >= kMaxSticky && !sticky_.count(d.from)) sticky_.clear();
+  sticky_[d.from] = d.local;
+  sticky_last_.emplace(d.from, d.local);
+  send_last_.reset();
+}
+
+void LoopDevice::clearSource(const Endpoint& to) {
+  sticky_.erase(to);
+  sticky_last_.reset();
+  send_last_.reset();
 }
 
 // ---- TUN ----
@@ -303,6 +324,7 @@ void LoopDevice::onUdpReadable(int fd) {
 void LoopDevice::onTunReadable() {
   ++counters_.wakeups;
   Now now = systemNow();
+  bool vnet = tun_ && tun_->vnetHdr();
   for (size_t i = 0; i < kTunBatch && tun_; ++i) {
     size_t len = 0;
     TunStatus st = tun_->read(tun_buf_, &len);
@@ -312,14 +334,33 @@ void LoopDevice::onTunReadable() {
       return;
     }
     if (st == TunStatus::kError) continue;
-    ++counters_.tun_read_packets;
-    device_->onTunPacket({tun_buf_.data(), len}, now, *this);
+    if (!vnet) {
+      ++counters_.tun_read_packets;
+      device_->onTunPacket({tun_buf_.data(), len}, now, *this);
+      continue;
+    }
+    tun_segments_.clear();
+    if (offload::split({tun_buf_.data(), len}, tun_segments_) != offload::SplitError::kNone) {
+      ++counters_.tun_split_errors;
+      continue;
+    }
+    counters_.tun_gso_reads += tun_segments_.size() > 1;
+    for (size_t k = 0; k < tun_segments_.size(); ++k) {
+      ++counters_.tun_read_packets;
+      device_->onTunPacket(tun_segments_[k], now, *this);
+    }
   }
   flush();
 }
 
 void LoopDevice::writeToTun(std::span<const uint8_t> ip_packet) {
   if (!tun_) return;
+  if (tun_->vnetHdr()) {
+    // Collected and coalesced at the end of the batch (flushTun), never held across wakeups.
+    tun_pending_.append(ip_packet);
+    if (tun_pending_.size() >= kTunFlushAt) flushTun();
+    return;
+  }
   TunStatus st = tun_->write(ip_packet);
   if (st == TunStatus::kOk) {
     ++counters_.tun_write_packets;
@@ -328,13 +369,45 @@ void LoopDevice::writeToTun(std::span<const uint8_t> ip_packet) {
   }
 }
 
+void LoopDevice::flushTun() {
+  if (tun_pending_.empty()) return;
+  if (!tun_) {
+    tun_pending_.clear();
+    return;
+  }
+  tun_spans_.clear();
+  for (size_t k = 0; k < tun_pending_.size(); ++k) tun_spans_.push_back(tun_pending_[k]);
+  coalescer_.coalesce(tun_spans_);
+  for (const auto& g : coalescer_.groups()) {
+    // Gathered straight from the decrypted packets: header, head packet, follower payloads.
+    tun_iov_.clear();
+    tun_iov_.push_back({const_cast<uint8_t*>(g.vnet_hdr), offload::kVnetHdrLen});
+    tun_iov_.push_back({tun_spans_[g.head].data(), tun_spans_[g.head].size()});
+    for (uint32_t i = coalescer_.next(g.head); i != offload::Coalescer::kEnd;
+         i = coalescer_.next(i)) {
+      tun_iov_.push_back({tun_spans_[i].data() + g.hdr_len, tun_spans_[i].size() - g.hdr_len});
+    }
+    TunStatus st = tun_->writev(tun_iov_.data(), static_cast<int>(tun_iov_.size()));
+    if (st == TunStatus::kOk) {
+      counters_.tun_write_packets += g.count;
+      counters_.tun_gro_writes += g.count > 1;
+    } else {
+      counters_.tun_write_dropped += g.count;
+    }
+  }
+  tun_pending_.clear();
+}
+
 void LoopDevice::sendToNetwork(const Endpoint& to, std::span<const uint8_t> datagram) {
   if (stopping_) return;
   LocalAddr source;
   if (cur_in_ != nullptr && cur_in_->from == to) {
     source = cur_in_->local;
-  } else if (auto it = sticky_.find(to); it != sticky_.end()) {
-    source = it->second;
+  } else if (send_last_ && send_last_->first == to) {
+    source = send_last_->second;  // bulk sends go to one endpoint: skip the hash lookup
+  } else {
+    if (auto it = sticky_.find(to); it != sticky_.end()) source = it->second;
+    send_last_.emplace(to, source);
   }
   queue_.push_back({to, source, arena_.size(), datagram.size()});
   arena_.insert(arena_.end(), datagram.begin(), datagram.end());
@@ -342,6 +415,7 @@ void LoopDevice::sendToNetwork(const Endpoint& to, std::span<const uint8_t> data
 }
 
 void LoopDevice::flush() {
+  flushTun();
   if (!queue_.empty() && !stopping_) {
     out_.clear();
     for (const Queued& q : queue_) {

@@ -3,14 +3,21 @@
 // userspace equivalent of `wireguard-go -f IFNAME` (reference §11.1).
 //
 // Pipeline, per loop wakeup:
-//   TUN readable  → read up to kTunBatch packets → Device::onTunPacket each → flush.
-//   UDP readable  → recvmmsg (up to kUdpBatches × 64 datagrams, while the socket has more)
+//   TUN readable  → read up to kTunBatch frames → (offload mode) offload::split each TSO
+//                   super-packet into segments → Device::onTunPacket each → flush.
+//   UDP readable  → recvmmsg (up to kUdpBatches × 64 messages, while the socket has more; a
+//                   UDP_GRO message holds several datagrams)
 //                   → Device::setHandshakeBacklog(handshake messages in hand)
-//                   → Device::onNetworkPacket each → flush.
+//                   → Device::onNetworkPacket each; writeToTun collects the decrypted packets
+//                   → after each recvmmsg batch: offload::Coalescer → one TUN write per TCP
+//                     super-packet (virtio_net_hdr GSO) or passed-through packet → flush.
 //   timer         → Device::onTimer; once a second also housekeeping (socket file, TUN link).
 //   UAPI client   → UapiConnection::feed → write the reply → flush.
-// "Flush" sends every datagram the Device queued through DeviceOutput in one sendmmsg batch and
-// re-arms the timer to Device::nextTimerDeadline() (at most 1 s away). TUN writes are immediate.
+// "Flush" writes collected TUN packets, sends every datagram the Device queued through
+// DeviceOutput in one sendmmsg batch (consecutive same-size datagrams to one endpoint become
+// UDP GSO sends) and re-arms the timer to Device::nextTimerDeadline() (at most 1 s away).
+// Nothing is held across wakeups: latency stays one batch. In plain mode (no IFF_VNET_HDR, see
+// LoopDeviceOptions::tun_offload) TUN reads are single packets and TUN writes are immediate.
 //
 // Sticky source (reference E2): the Device API carries no local address, so the loop remembers,
 // per remote endpoint, the local address of the last datagram from it that the Device accepted
@@ -33,6 +40,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -40,6 +48,7 @@
 
 #include "wg/device.h"
 #include "wg/env.h"
+#include "wg/offload.h"
 #include "wg/transport/tun.h"
 #include "wg/transport/udp.h"
 #include "wg/uapi.h"
@@ -54,6 +63,10 @@ struct LoopDeviceOptions {
   int mtu = TunDevice::kDefaultMtu;
   std::string socket_dir = "/var/run/wireguard";
   uint16_t listen_port = 0;  // 0 = any, like wireguard-go before `wg set listen-port`
+  // Offloads: TSO/GRO on the TUN (IFF_VNET_HDR) and UDP GSO/GRO. Either falls back to the
+  // plain path by itself when the kernel refuses; these switches force plain mode (A/B runs).
+  bool tun_offload = true;
+  bool udp_offload = true;
 };
 
 // I/O-level counters, next to the Device's drop counters.
@@ -61,6 +74,9 @@ struct LoopCounters {
   uint64_t tun_read_packets = 0;
   uint64_t tun_write_packets = 0;
   uint64_t tun_write_dropped = 0;  // TUN queue full or packet refused
+  uint64_t tun_gso_reads = 0;      // TUN reads that carried a TSO super-packet
+  uint64_t tun_gro_writes = 0;     // TUN writes that carried several coalesced packets
+  uint64_t tun_split_errors = 0;   // TUN frames with a virtio header we could not split
   uint64_t udp_recv_datagrams = 0;
   uint64_t udp_sent_datagrams = 0;
   uint64_t wakeups = 0;
@@ -70,7 +86,8 @@ class LoopDevice final : public UapiHost, public DeviceOutput {
  public:
   static constexpr size_t kTunBatch = 64;
   static constexpr size_t kUdpBatches = 4;
-  static constexpr size_t kFlushAt = 64;
+  static constexpr size_t kFlushAt = 256;     // queued datagrams that force a send
+  static constexpr size_t kTunFlushAt = 512;  // collected TUN packets that force a write
 
   LoopDevice(uv_loop_t* loop, Random& random, LogFn log, LoopDeviceOptions options);
   ~LoopDevice() override;
@@ -100,10 +117,12 @@ class LoopDevice final : public UapiHost, public DeviceOutput {
   uint32_t fwmark() const override { return udp_.fwmark(); }
   int setFwmark(uint32_t mark) override;
 
-  // DeviceOutput: datagrams are queued until the end of the batch; TUN writes go out at once.
+  // DeviceOutput: datagrams are queued until the end of the batch; TUN writes too in offload
+  // mode (to coalesce them), else they go out at once.
   void sendToNetwork(const Endpoint& to, std::span<const uint8_t> datagram) override;
   void writeToTun(std::span<const uint8_t> ip_packet) override;
-  void clearSource(const Endpoint& to) override { sticky_.erase(to); }
+  void clearSource(const Endpoint& to) override;
+  bool tunOffload() const { return tun_ && tun_->vnetHdr(); }
 
  private:
   struct UdpPoll;
@@ -130,6 +149,8 @@ class LoopDevice final : public UapiHost, public DeviceOutput {
   void onTimer();
   void housekeeping();
   void flush();
+  void flushTun();
+  void rememberSource(const InDatagram& d);
   void armTimer(const Now& now);
 
   void onUapiConnection();
@@ -154,12 +175,21 @@ class LoopDevice final : public UapiHost, public DeviceOutput {
   int open_handles_ = 0;  // member handles still open or closing
 
   std::vector<uint8_t> tun_buf_;
+  offload::PacketBatch tun_segments_;  // split TUN reads
+  offload::PacketBatch tun_pending_;   // decrypted packets awaiting coalescing
+  std::vector<std::span<uint8_t>> tun_spans_;
+  std::vector<iovec> tun_iov_;
+  offload::Coalescer coalescer_;
   std::vector<std::unique_ptr<RecvBatch>> recv_batches_;
   std::vector<uint8_t> arena_;
   std::vector<Queued> queue_;
   std::vector<OutDatagram> out_;
   std::unordered_map<Endpoint, LocalAddr, EndpointHash> sticky_;
-  const InDatagram* cur_in_ = nullptr;  // the datagram being processed, if any
+  // The last (from, local) pair stored in sticky_: most datagrams repeat it, so the map and the
+  // drop-counter check are skipped for them. Reset whenever sticky_ changes otherwise.
+  std::optional<std::pair<Endpoint, LocalAddr>> sticky_last_;
+  std::optional<std::pair<Endpoint, LocalAddr>> send_last_;  // sticky_ lookup cache for sends
+  const InDatagram* cur_in_ = nullptr;                       // the datagram being processed, if any
 
   std::string socket_path_;
   ino_t socket_ino_ = 0;
