@@ -7,26 +7,13 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/wg/test_util.h"
+
 namespace gatehouse::wg::crypto {
 namespace {
 
-std::vector<uint8_t> fromHex(std::string_view hex) {
-  std::vector<uint8_t> out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<uint8_t>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
-  }
-  return out;
-}
-
-std::string toHex(std::span<const uint8_t> b) {
-  static const char* kDigits = "0123456789abcdef";
-  std::string s;
-  for (uint8_t c : b) {
-    s += kDigits[c >> 4];
-    s += kDigits[c & 15];
-  }
-  return s;
-}
+using testing::fromHex;
+using testing::toHex;
 
 Bytes str(std::string_view s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
 

@@ -13,9 +13,9 @@
 namespace gatehouse::wg::noise {
 namespace {
 
+using testing::fromHex;
 using testing::key32;
-using testing::tohex;
-using testing::unhex;
+using testing::toHex;
 
 struct Vector {
   Key32 init_static = key32("e61ef9919cde45dd5f82166404bd08e38bceb5dfdfded0a34c8df7ed542214d1");
@@ -23,15 +23,16 @@ struct Vector {
   Key32 resp_static = key32("4a3acbfdb163dec651dfa3194dece676d437029c62a408b4c5ea9114246e4893");
   Key32 resp_ephemeral = key32("bbdb4cdbd309f1a1f2e1456967fe288cadd6f712d65dc7b7793d5e63da6b375b");
   Key32 psk = key32("54686973206973206d7920417573747269616e20706572737065637469766521");
-  std::vector<uint8_t> prologue = unhex("4a6f686e2047616c74");
-  std::vector<uint8_t> payload1 = unhex("4c756477696720766f6e204d69736573");  // "Ludwig von Mises"
-  std::vector<uint8_t> payload2 = unhex("4d757272617920526f746862617264");    // "Murray Rothbard"
+  std::vector<uint8_t> prologue = fromHex("4a6f686e2047616c74");
+  std::vector<uint8_t> payload1 =
+      fromHex("4c756477696720766f6e204d69736573");                            // "Ludwig von Mises"
+  std::vector<uint8_t> payload2 = fromHex("4d757272617920526f746862617264");  // "Murray Rothbard"
 };
 
 TEST(Noise, ConstructionConstants) {
-  EXPECT_EQ(tohex(initialChainKey()),
+  EXPECT_EQ(toHex(initialChainKey()),
             "60e26daef327efc02ec335e2a025d2d016eb4206f87277f52d38d1988b78cd36");
-  EXPECT_EQ(tohex(initialHash()),
+  EXPECT_EQ(toHex(initialHash()),
             "2211b361081ac566691243db458ad5322d9c6c662293e8b70ee19c65ba079ef3");
 }
 
@@ -68,7 +69,7 @@ TEST(Noise, CacophonyIKpsk2Vector) {
   EXPECT_EQ(got2, v.payload2);
 
   // The published handshake hash binds every byte of both messages.
-  EXPECT_EQ(tohex(ih.hash), "f5191b875290abcd41347ac3622d9679688a7e980229cb937ef748336cfde0e5");
+  EXPECT_EQ(toHex(ih.hash), "f5191b875290abcd41347ac3622d9679688a7e980229cb937ef748336cfde0e5");
   EXPECT_EQ(ih.hash, rh.hash);
 
   Key32 is, ir, rs, rr;
