@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sodium.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -347,6 +348,12 @@ Result<std::shared_ptr<TcpConn>> Node::dialTcp(const std::string& address, int64
 // ---- fd API ----
 
 void Node::bridge(std::shared_ptr<TcpConn> conn, int fd) {
+  if (closed_ || !conn->open()) {  // reset while we were connecting the other side
+    linger lg{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    ::close(fd);
+    return;
+  }
   FdBridge* b = FdBridge::start(loop_, std::move(conn), fd, [this](FdBridge* done) {
     bridges_.erase(std::remove(bridges_.begin(), bridges_.end(), done), bridges_.end());
   });

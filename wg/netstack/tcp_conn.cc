@@ -151,22 +151,17 @@ void TcpConn::markClosed() {
 
 void TcpConn::close() {
   if (state_ == State::kClosed) return;
-  bool unread = bufferedReceive() > 0;
   markClosed();
   if (is_pipe_) {
-    if (auto peer = pipe_peer_.lock()) {
-      if (unread) {
-        peer->pending_error_ = Status(ECONNRESET, "connection reset by peer");
-        peer->schedule();
-      } else if (!write_shut_) {
-        peer->peerFin();
-      }
-    }
+    if (auto peer = pipe_peer_.lock(); peer && !write_shut_) peer->peerFin();
     return;
   }
   if (pcb_ == nullptr) return;
   struct tcp_pcb* pcb = pcb_;
   pcb_ = nullptr;
+  // Graceful even with unconsumed data (typically the request a handler answers and closes
+  // inside on_data): lwIP would otherwise send RST. abort() is the way to reset.
+  tcp_recved(pcb, static_cast<u16_t>(std::min<size_t>(bufferedReceive(), 0xffff)));
   unhook(pcb);
   if (tcp_close(pcb) != ERR_OK) {  // out of memory for the FIN: reset instead
     tcp_abort(pcb);

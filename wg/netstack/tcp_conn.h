@@ -13,8 +13,8 @@
 //
 // Half-close and reset like kernel sockets: shutdownWrite() sends FIN and keeps receiving;
 // on_eof fires once after the peer's FIN and all data before it were consumed. abort() sends
-// RST; the peer sees ECONNRESET. close() is a graceful full close (FIN after pending data);
-// closing with unconsumed received data sends RST, as Linux does.
+// RST; the peer sees ECONNRESET. close() is a graceful full close (FIN after pending data),
+// even with unconsumed received data (unlike Linux, which resets then): reset with abort().
 //
 // Threads: loop thread only (see netstack.h). Handlers fire on the loop, never after close() or
 // abort() returned, and at most one on_error (after which the connection is closed). Every
