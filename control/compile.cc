@@ -33,7 +33,10 @@ class Bits {
 class SelectorIndex {
  public:
   SelectorIndex(const Policy& policy, std::span<const Node> nodes)
-      : policy_(policy), nodes_(nodes), all_(nodes.size()), member_(nodes.size()),
+      : policy_(policy),
+        nodes_(nodes),
+        all_(nodes.size()),
+        member_(nodes.size()),
         tagged_(nodes.size()) {
     for (size_t i = 0; i < nodes.size(); ++i) {
       all_.set(i);

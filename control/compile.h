@@ -53,10 +53,10 @@ struct PeerName {
 
 struct NodeMap {
   uint64_t self = 0;
-  std::vector<uint64_t> peers;       // ids, ascending
-  PacketFilter filter;               // enforced by this node on receive
-  std::map<uint64_t, CapMap> caps;   // peer id → capabilities that peer holds on this node
-  std::vector<PeerName> dns;         // one per peer, same order as peers
+  std::vector<uint64_t> peers;      // ids, ascending
+  PacketFilter filter;              // enforced by this node on receive
+  std::map<uint64_t, CapMap> caps;  // peer id → capabilities that peer holds on this node
+  std::vector<PeerName> dns;        // one per peer, same order as peers
 };
 
 struct CompileOptions {

@@ -34,8 +34,8 @@ bool parsePorts(std::string_view text, std::vector<PortRange>* out, std::string*
   size_t start = 0;
   while (start <= text.size()) {
     size_t comma = text.find(',', start);
-    std::string_view item =
-        text.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    std::string_view item = text.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     size_t dash = item.find('-');
     auto first = parseUint(item.substr(0, dash), 65535);
     auto last = dash == std::string_view::npos ? first : parseUint(item.substr(dash + 1), 65535);

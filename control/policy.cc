@@ -14,13 +14,12 @@ namespace {
 
 using nlohmann::json;
 
-const std::vector<std::string> kTopLevelKeys = {"groups", "tagOwners", "hosts", "grants",
-                                                "tests"};
+const std::vector<std::string> kTopLevelKeys = {"groups", "tagOwners", "hosts", "grants", "tests"};
 const std::vector<std::string> kTailscaleOnlyKeys = {
-    "acls",   "ssh",      "autoApprovers", "nodeAttrs",   "postures",           "ipsets",
-    "derpMap", "sshTests", "disableIPv4",  "randomizeClientPort", "OneCSNATRoute"};
+    "acls",    "ssh",      "autoApprovers", "nodeAttrs",           "postures",     "ipsets",
+    "derpMap", "sshTests", "disableIPv4",   "randomizeClientPort", "OneCSNATRoute"};
 const std::vector<std::string> kGrantKeys = {"src", "dst", "ip", "app"};
-const std::vector<std::string> kTestKeys = {"src",  "proto",   "accept",   "deny",
+const std::vector<std::string> kTestKeys = {"src", "proto",   "accept",   "deny",
                                             "dst", "appCaps", "noAppCaps"};
 
 bool validName(std::string_view name) {
@@ -102,17 +101,18 @@ class Parser {
     auto it = root.find(name);
     if (it == root.end()) return nullptr;
     if (object ? !it->is_object() : !it->is_array()) {
-      error(JsonDoc::child("", name), q(name) + " must be " +
-                                          (object ? "an object" : "an array") + ", e.g. " +
-                                          (object ? "{...}" : "[...]"));
+      error(JsonDoc::child("", name), q(name) + " must be " + (object ? "an object" : "an array") +
+                                          ", e.g. " + (object ? "{...}" : "[...]"));
       return nullptr;
     }
     return &*it;
   }
 
   // Strings of a JSON array at ptr; reports non-strings. nullopt if not an array.
-  std::optional<std::vector<std::pair<std::string, std::string>>> strings(
-      const json& v, const std::string& ptr, const std::string& what, bool allow_single) {
+  std::optional<std::vector<std::pair<std::string, std::string>>> strings(const json& v,
+                                                                          const std::string& ptr,
+                                                                          const std::string& what,
+                                                                          bool allow_single) {
     std::vector<std::pair<std::string, std::string>> out;  // (value, pointer)
     if (allow_single && v.is_string()) {
       out.emplace_back(v.get<std::string>(), ptr);
@@ -152,8 +152,7 @@ class Parser {
           error(p, "group members must be user logins, not " + q(login) +
                        ": list the logins directly");
         } else if (login.find('@') == std::string::npos) {
-          error(p, "group member " + q(login) +
-                       " is not a user login: write it as name@domain");
+          error(p, "group member " + q(login) + " is not a user login: write it as name@domain");
         } else {
           logins.push_back(login);
         }
@@ -254,7 +253,8 @@ class Parser {
     } else if (text.find('@') != std::string::npos) {
       s.kind = Selector::Kind::kUser;
     } else if (auto prefix = wg::IpPrefix::parse(text)) {
-      if (ctx == Context::kTagOwner) return fail("an address cannot own a tag: name a user or group");
+      if (ctx == Context::kTagOwner)
+        return fail("an address cannot own a tag: name a user or group");
       s.kind = Selector::Kind::kPrefix;
       s.prefix = *prefix;
     } else if (auto it = policy_.hosts.find(text); it != policy_.hosts.end()) {
@@ -311,8 +311,9 @@ class Parser {
       grant.src = selectors(g, ptr, "src");
       grant.dst = selectors(g, ptr, "dst");
       if (!g.contains("ip") && !g.contains("app")) {
-        error(ptr, "grant has neither \"ip\" nor \"app\", so it grants nothing: add \"ip\": "
-                   "[\"tcp:443\"] (or [\"*\"]) and/or an \"app\" capability map");
+        error(ptr,
+              "grant has neither \"ip\" nor \"app\", so it grants nothing: add \"ip\": "
+              "[\"tcp:443\"] (or [\"*\"]) and/or an \"app\" capability map");
       }
       if (g.contains("ip")) {
         std::string ip_ptr = JsonDoc::child(ptr, "ip");
@@ -421,9 +422,8 @@ class Parser {
       if (t.contains("proto")) {
         std::string p = JsonDoc::child(ptr, "proto");
         std::string why;
-        auto spec = t["proto"].is_string()
-                        ? parseIpSpec(t["proto"].get<std::string>() + ":*", &why)
-                        : std::nullopt;
+        auto spec = t["proto"].is_string() ? parseIpSpec(t["proto"].get<std::string>() + ":*", &why)
+                                           : std::nullopt;
         if (!spec || spec->protos.empty()) {
           error(p, "test proto must be tcp, udp, sctp, icmp or a protocol number");
           ok = false;
@@ -460,12 +460,14 @@ class Parser {
           test.dst = *s;
         }
         if (!caps) {
-          error(p, "test \"dst\" is only used with appCaps/noAppCaps: add one, or put "
-                   "\"DESTINATION:PORT\" in accept/deny");
+          error(p,
+                "test \"dst\" is only used with appCaps/noAppCaps: add one, or put "
+                "\"DESTINATION:PORT\" in accept/deny");
         }
       } else if (caps) {
-        error(ptr, "a test with appCaps or noAppCaps needs \"dst\": the node holding the "
-                   "capabilities, e.g. \"dst\": \"tag:ai\"");
+        error(ptr,
+              "a test with appCaps or noAppCaps needs \"dst\": the node holding the "
+              "capabilities, e.g. \"dst\": \"tag:ai\"");
       }
       if (!t.contains("accept") && !t.contains("deny") && !caps && ok) {
         error(ptr, "test checks nothing: add \"accept\", \"deny\", \"appCaps\" or \"noAppCaps\"");

@@ -38,16 +38,16 @@ struct Selector {
     kPrefix,           // an IP, a CIDR, or a host alias resolved to one
   };
   Kind kind = Kind::kAll;
-  std::string name;   // login, "group:x", "tag:x", or the host alias
+  std::string name;  // login, "group:x", "tag:x", or the host alias
   wg::IpPrefix prefix;
-  std::string text;   // as written in the file
+  std::string text;  // as written in the file
   SourcePos pos;
 };
 
 struct Grant {
   std::vector<Selector> src;
   std::vector<Selector> dst;
-  std::vector<IpSpec> ip;                                   // empty when the grant has only app
+  std::vector<IpSpec> ip;                                  // empty when the grant has only app
   std::map<std::string, std::vector<nlohmann::json>> app;  // capability name → values
   SourcePos pos;
 };
@@ -71,9 +71,9 @@ struct PolicyTest {
 };
 
 struct Policy {
-  std::map<std::string, std::vector<std::string>> groups;      // "group:x" → logins
-  std::map<std::string, std::vector<Selector>> tag_owners;     // "tag:x" → owners
-  std::map<std::string, wg::IpPrefix> hosts;                   // alias → prefix
+  std::map<std::string, std::vector<std::string>> groups;   // "group:x" → logins
+  std::map<std::string, std::vector<Selector>> tag_owners;  // "tag:x" → owners
+  std::map<std::string, wg::IpPrefix> hosts;                // alias → prefix
   std::vector<Grant> grants;
   std::vector<PolicyTest> tests;
 };

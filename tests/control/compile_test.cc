@@ -63,8 +63,8 @@ TEST(Compile, ThreeNodeScenario) {
   ASSERT_EQ(ai.rules().size(), 1u);
   std::vector<std::string> srcs;
   for (const auto& prefix : *ai.rules()[0].srcs) srcs.push_back(prefix.toString());
-  EXPECT_EQ(srcs, (std::vector<std::string>{"100.64.0.1/32", "100.64.0.2/32",
-                                            "fd7a:115c:a1e0::1/128"}));
+  EXPECT_EQ(srcs,
+            (std::vector<std::string>{"100.64.0.1/32", "100.64.0.2/32", "fd7a:115c:a1e0::1/128"}));
   EXPECT_EQ(ai.rules()[0].protos, std::vector<uint8_t>{kProtoTcp});
   EXPECT_EQ(ai.rules()[0].ports, (std::vector<PortRange>{{443, 443}}));
   EXPECT_TRUE(ai.evaluate(ip("100.64.0.1"), kProtoTcp, 443).allow);
@@ -81,12 +81,11 @@ TEST(Compile, ThreeNodeScenario) {
   // Capabilities exactly.
   using nlohmann::json;
   ASSERT_EQ(maps[3].caps.size(), 2u);
-  EXPECT_EQ(maps[3].caps.at(1),
-            (CapMap{{"gatehouse.dev/cap/gateway",
-                     {json{{"role", "user"}, {"models", {"anthropic/*"}}}}}}));
-  EXPECT_EQ(maps[3].caps.at(2),
-            (CapMap{{"gatehouse.dev/cap/gateway",
-                     {json{{"role", "user"}, {"models", {"openai/*"}}}}}}));
+  EXPECT_EQ(maps[3].caps.at(1), (CapMap{{"gatehouse.dev/cap/gateway",
+                                         {json{{"role", "user"}, {"models", {"anthropic/*"}}}}}}));
+  EXPECT_EQ(
+      maps[3].caps.at(2),
+      (CapMap{{"gatehouse.dev/cap/gateway", {json{{"role", "user"}, {"models", {"openai/*"}}}}}}));
   EXPECT_TRUE(maps[0].caps.empty());
   EXPECT_TRUE(maps[1].caps.empty());
 }
@@ -106,8 +105,8 @@ TEST(Compile, CapsUnionAcrossGrantsWithoutDuplicates) {
   EXPECT_EQ(maps[1].caps.at(1),
             (CapMap{{"x.dev/cap/c", {json{{"v", 1}}, json{{"v", 2}}, json{{"v", 3}}}},
                     {"x.dev/cap/d", {json(true)}}}));
-  EXPECT_TRUE(maps[0].caps.empty());  // a node holds no caps on itself
-  EXPECT_TRUE(maps[0].filter.rules().empty());  // app-only grants add no packet rules
+  EXPECT_TRUE(maps[0].caps.empty());                   // a node holds no caps on itself
+  EXPECT_TRUE(maps[0].filter.rules().empty());         // app-only grants add no packet rules
   EXPECT_EQ(maps[0].peers, std::vector<uint64_t>{2});  // but do make peers visible
 }
 

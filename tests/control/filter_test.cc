@@ -115,7 +115,8 @@ TEST(PacketFilter, MatchesNaiveModel) {
       for (int s = 0; s < nsrc; ++s) {
         bool v6 = rng() % 2;
         wg::IpAddr a = randomAddr(v6);
-        unsigned bits = v6 ? (rng() % 2 ? 128 : 120 + rng() % 9) : (rng() % 2 ? 32 : 22 + rng() % 11);
+        unsigned bits =
+            v6 ? (rng() % 2 ? 128 : 120 + rng() % 9) : (rng() % 2 ? 32 : 22 + rng() % 11);
         srcs.push_back(wg::IpPrefix{a, uint8_t(bits)}.normalized());
       }
       rules.push_back(rule(srcs, specs[rng() % std::size(specs)], r));

@@ -62,7 +62,8 @@ TEST(HuJson, ErrorsNameLineColumnAndFix) {
       {"{\"a\": 1, / x}", 1, 10, "unexpected '/': comments start with // or /*"},
       {"{\n  \"a\": 1,\n  \"a\": 2\n}", 3, 3,
        "duplicate key \"a\": merge the two entries into one"},
-      {"{\n  \"a\": tru\n}", 2, 8, "invalid JSON: syntax error while parsing value - invalid literal"},
+      {"{\n  \"a\": tru\n}", 2, 8,
+       "invalid JSON: syntax error while parsing value - invalid literal"},
       {"{\"a\": 1.2.3}", 1, 7, "invalid JSON: syntax error while parsing object - invalid literal"},
       {"[,]", 1, 2,
        "invalid JSON: syntax error while parsing value - unexpected ','; expected '[', '{', or a "

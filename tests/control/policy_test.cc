@@ -96,11 +96,14 @@ const Broken kBroken[] = {
      {{1, 2,
        "unsupported top-level key \"acls\": Gatehouse policies have groups, tagOwners, hosts, "
        "grants and tests; rewrite ACL rules as grants"}}},
-    {"not an object", "[1]", {{1, 1, "the policy must be a JSON object, e.g. {\"grants\": [...]}"}}},
+    {"not an object",
+     "[1]",
+     {{1, 1, "the policy must be a JSON object, e.g. {\"grants\": [...]}"}}},
     {"unknown group",
      "{\"groups\": {\"group:eng\": [\"a@x\"]},\n"
      " \"grants\": [{\"src\": [\"group:engg\"], \"dst\": [\"*\"], \"ip\": [\"*\"]}]}",
-     {{2, 22, "unknown group \"group:engg\" (did you mean \"group:eng\"?): define it under \"groups\""}}},
+     {{2, 22,
+       "unknown group \"group:engg\" (did you mean \"group:eng\"?): define it under \"groups\""}}},
     {"tag without owner",
      "{\"grants\": [\n  {\"src\": [\"*\"], \"dst\": [\"tag:ai\"], \"ip\": [\"*\"]}\n]}",
      {{2, 26,
@@ -172,7 +175,8 @@ const Broken kBroken[] = {
        "a test with appCaps or noAppCaps needs \"dst\": the node holding the capabilities, e.g. "
        "\"dst\": \"tag:ai\""}}},
     {"test src group",
-     "{\"groups\": {\"group:a\": []}, \"tests\": [{\"src\": \"group:a\", \"deny\": [\"1.2.3.4:1\"]}]}",
+     "{\"groups\": {\"group:a\": []}, \"tests\": [{\"src\": \"group:a\", \"deny\": "
+     "[\"1.2.3.4:1\"]}]}",
      {{1, 47, "a group cannot be used as a test src: name one of its members' logins"}}},
     {"test checks nothing",
      "{\"tests\": [{\"src\": \"a@x\"}]}",
