@@ -7,6 +7,7 @@
 namespace gatehouse::cmd {
 
 void registerWireguard(CLI::App& app);
+void registerAdmin(CLI::App& app);
 void registerBridge(CLI::App& app);
 
 void setExitCode(int code);

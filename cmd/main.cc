@@ -8,6 +8,7 @@ int main(int argc, char** argv) {
   CLI::App app{"gatehouse: the network is the sandbox for AI agents"};
   app.require_subcommand(1);
   gatehouse::cmd::registerWireguard(app);
+  gatehouse::cmd::registerAdmin(app);
   gatehouse::cmd::registerBridge(app);
   CLI11_PARSE(app, argc, argv);
   return gatehouse::cmd::exitCode();
