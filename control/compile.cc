@@ -111,7 +111,7 @@ class SelectorIndex {
 
 struct CompiledGrant {
   Bits src, dst;
-  std::shared_ptr<const std::vector<wg::IpPrefix>> src_prefixes;
+  std::shared_ptr<const PrefixSet> src_prefixes;
 };
 
 wg::IpPrefix hostPrefix(const wg::IpAddr& a) {
@@ -151,7 +151,7 @@ std::vector<NodeMap> compilePolicy(const Policy& policy, std::span<const Node> n
       std::sort(prefixes->begin(), prefixes->end());
       prefixes->erase(std::unique(prefixes->begin(), prefixes->end()), prefixes->end());
     }
-    cg.src_prefixes = std::move(prefixes);
+    cg.src_prefixes = std::make_shared<const PrefixSet>(std::move(*prefixes));
     grants.push_back(std::move(cg));
   }
 

@@ -123,44 +123,43 @@ bool FilterRule::matchesProtoPort(uint8_t proto, uint16_t port) const {
   return false;
 }
 
-size_t PacketFilter::AddrHash::operator()(const wg::IpAddr& a) const {
+size_t PrefixSet::AddrHash::operator()(const wg::IpAddr& a) const {
   uint64_t h = 1469598103934665603ull ^ static_cast<uint8_t>(a.family);
   for (uint8_t b : a.bytes) h = (h ^ b) * 1099511628211ull;
   return static_cast<size_t>(h);
 }
 
-PacketFilter::PacketFilter(std::vector<FilterRule> rules) : rules_(std::move(rules)) {
-  for (size_t i = 0; i < rules_.size(); ++i) {
-    if (!rules_[i].srcs) continue;
-    for (const wg::IpPrefix& p : *rules_[i].srcs) {
-      wg::IpPrefix n = p.normalized();
-      if (n.bits == n.addr.maxBits()) {
-        auto& v = hosts_[n.addr];
-        if (v.empty() || v.back() != int(i)) v.push_back(int(i));
-      } else {
-        wide_.emplace_back(n, int(i));
-      }
+PrefixSet::PrefixSet(std::vector<wg::IpPrefix> prefixes) : prefixes_(std::move(prefixes)) {
+  hosts_.reserve(prefixes_.size());
+  for (const wg::IpPrefix& p : prefixes_) {
+    wg::IpPrefix n = p.normalized();
+    if (n.bits == n.addr.maxBits()) {
+      hosts_.insert(n.addr);
+    } else {
+      wide_.push_back(n);
     }
   }
 }
 
+bool PrefixSet::contains(const wg::IpAddr& addr) const {
+  if (hosts_.count(addr)) return true;
+  for (const wg::IpPrefix& p : wide_) {
+    if (p.contains(addr)) return true;
+  }
+  return false;
+}
+
+PacketFilter::PacketFilter(std::vector<FilterRule> rules) : rules_(std::move(rules)) {}
+
 FilterVerdict PacketFilter::evaluate(const wg::IpAddr& src, uint8_t proto,
                                      uint16_t dst_port) const {
-  int best = -1;
-  auto consider = [&](int i) {
-    if ((best < 0 || i < best) && rules_[i].matchesProtoPort(proto, dst_port)) best = i;
-  };
-  if (auto it = hosts_.find(src); it != hosts_.end()) {
-    for (int i : it->second) {
-      if (best >= 0 && i >= best) break;
-      consider(i);
+  for (size_t i = 0; i < rules_.size(); ++i) {
+    const FilterRule& r = rules_[i];
+    if (r.srcs && r.matchesProtoPort(proto, dst_port) && r.srcs->contains(src)) {
+      return {true, static_cast<int>(i)};
     }
   }
-  for (const auto& [prefix, i] : wide_) {
-    if (best >= 0 && i >= best) continue;
-    if (prefix.contains(src)) consider(i);
-  }
-  return {best >= 0, best};
+  return {};
 }
 
 }  // namespace gatehouse::control

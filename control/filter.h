@@ -5,8 +5,9 @@
 // destination port. Deny by default: an empty filter drops everything.
 //
 // PacketFilter is sans-I/O and immutable after construction; evaluate() may be called from any
-// thread concurrently. Rules share their source prefix lists (shared_ptr) because one grant's
-// sources are the same for every destination node it compiles into.
+// thread concurrently. Rules share their source sets (shared_ptr) because one grant's sources are
+// the same for every destination node it compiles into; evaluation is one protocol/port check and
+// one hash lookup per rule, in rule order.
 #pragma once
 
 #include <cstdint>
@@ -14,7 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "wg/net/addr.h"
@@ -54,8 +55,26 @@ struct IpSpec {
 // sets *error to a message naming the fix.
 std::optional<IpSpec> parseIpSpec(std::string_view text, std::string* error);
 
+// An immutable set of source prefixes with a fast membership test: host prefixes (/32, /128)
+// are hashed, wider ones scanned. Built once per grant and shared by every node's rule.
+class PrefixSet {
+ public:
+  PrefixSet() = default;
+  explicit PrefixSet(std::vector<wg::IpPrefix> prefixes);
+  bool contains(const wg::IpAddr& addr) const;
+  const std::vector<wg::IpPrefix>& prefixes() const { return prefixes_; }
+
+ private:
+  struct AddrHash {
+    size_t operator()(const wg::IpAddr& a) const;
+  };
+  std::vector<wg::IpPrefix> prefixes_;
+  std::unordered_set<wg::IpAddr, AddrHash> hosts_;
+  std::vector<wg::IpPrefix> wide_;
+};
+
 struct FilterRule {
-  std::shared_ptr<const std::vector<wg::IpPrefix>> srcs;
+  std::shared_ptr<const PrefixSet> srcs;
   std::vector<uint8_t> protos;  // empty = any protocol
   std::vector<PortRange> ports;
   int grant = -1;  // index of the grant this rule came from (for messages)
@@ -79,13 +98,7 @@ class PacketFilter {
   const std::vector<FilterRule>& rules() const { return rules_; }
 
  private:
-  struct AddrHash {
-    size_t operator()(const wg::IpAddr& a) const;
-  };
   std::vector<FilterRule> rules_;
-  // Host prefixes (/32, /128) are looked up by address; wider prefixes are scanned.
-  std::unordered_map<wg::IpAddr, std::vector<int>, AddrHash> hosts_;
-  std::vector<std::pair<wg::IpPrefix, int>> wide_;
 };
 
 }  // namespace gatehouse::control

@@ -62,7 +62,7 @@ TEST(Compile, ThreeNodeScenario) {
   const PacketFilter& ai = maps[3].filter;
   ASSERT_EQ(ai.rules().size(), 1u);
   std::vector<std::string> srcs;
-  for (const auto& prefix : *ai.rules()[0].srcs) srcs.push_back(prefix.toString());
+  for (const auto& prefix : ai.rules()[0].srcs->prefixes()) srcs.push_back(prefix.toString());
   EXPECT_EQ(srcs,
             (std::vector<std::string>{"100.64.0.1/32", "100.64.0.2/32", "fd7a:115c:a1e0::1/128"}));
   EXPECT_EQ(ai.rules()[0].protos, std::vector<uint8_t>{kProtoTcp});

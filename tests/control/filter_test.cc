@@ -58,8 +58,7 @@ wg::IpPrefix pfx(const char* s) { return *wg::IpPrefix::parse(s); }
 
 FilterRule rule(std::vector<wg::IpPrefix> srcs, const char* ip_spec, int grant = 0) {
   IpSpec s = spec(ip_spec);
-  return {std::make_shared<const std::vector<wg::IpPrefix>>(std::move(srcs)), s.protos, s.ports,
-          grant};
+  return {std::make_shared<const PrefixSet>(std::move(srcs)), s.protos, s.ports, grant};
 }
 
 TEST(PacketFilter, DenyByDefault) {
@@ -131,7 +130,8 @@ TEST(PacketFilter, MatchesNaiveModel) {
       int naive = -1;
       for (size_t r = 0; r < rules.size() && naive < 0; ++r) {
         bool src_ok = false;
-        for (const auto& prefix : *rules[r].srcs) src_ok = src_ok || prefix.contains(src);
+        for (const auto& prefix : rules[r].srcs->prefixes())
+          src_ok = src_ok || prefix.contains(src);
         bool proto_ok = rules[r].protos.empty() ||
                         std::count(rules[r].protos.begin(), rules[r].protos.end(), proto) > 0;
         bool port_ok = !protoHasPorts(proto);
