@@ -26,7 +26,7 @@ bash tools/fuzz.sh smoke
 echo "== unit tests under ASan+UBSan into build-asan/"
 CC=clang CXX=clang++ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
   -DGATEHOUSE_SANITIZE=ON -DGATEHOUSE_BENCH=OFF >/dev/null
-cmake --build build-asan -j"$JOBS" --target wg_tests
+cmake --build build-asan -j"$JOBS" --target wg_tests control_tests
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --output-on-failure -j"$JOBS" -L unit)
 
