@@ -66,6 +66,19 @@ bool badSource(const IpAddr& a) {
   return b[0] == 0xff || (zero15 && b[15] <= 1) || std::memcmp(b.data(), kMapped, 12) == 0;
 }
 
+// Transport protocols lwIP may see. Anything else is dropped before lwIP: notably UDP-Lite (136),
+// compiled into Debian's build, whose checksum-coverage field larger than the datagram trips
+// LWIP_ASSERT("delete me") in inet_chksum.c and aborts the process (found by netstack_fuzz).
+bool allowedTransport(uint8_t proto) { return proto == 6 || proto == 17 || proto == 1; }
+bool allowedTransport6(uint8_t nh) { return nh == 6 || nh == 17 || nh == 58; }
+
+bool transportAllowed(std::span<const uint8_t> p) {
+  if ((p[0] >> 4) == 4) return p.size() >= 20 && allowedTransport(p[9]);
+  if (p.size() < 40) return false;
+  if (p[6] == 44) return p.size() >= 48 && allowedTransport6(p[40]);  // one fragment header
+  return allowedTransport6(p[6]);
+}
+
 err_t emitPbuf(struct netif* nif, struct pbuf* p) {
   auto* self = static_cast<Netstack*>(nif->state);
   thread_local std::vector<uint8_t> buf;
@@ -250,6 +263,10 @@ void Netstack::input(std::span<const uint8_t> packet) {
   }
   if (src->family != dst->family || isLocal(*src) || badSource(*src)) {
     ++counters_.in_bad_source;
+    return;
+  }
+  if (!transportAllowed(packet)) {
+    ++counters_.in_bad_protocol;
     return;
   }
   struct pbuf* p = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(packet.size()), PBUF_RAM);

@@ -16,7 +16,9 @@
 // addresses and its source is not (nor loopback, unspecified or multicast). lwIP answers such
 // packets through netif_loop_output, which aborts the process in this build (P1). For the same
 // reason dials and datagrams to the node's own addresses never enter lwIP: they are served by an
-// in-process pipe (TcpConn) or delivered directly (UdpSocket).
+// in-process pipe (TcpConn) or delivered directly (UdpSocket). Only TCP, UDP and ICMP(v6) (IPv6:
+// at most one fragment header) reach lwIP: Debian's build compiles in UDP-Lite, and a UDP-Lite
+// datagram whose checksum coverage exceeds its length trips an LWIP_ASSERT (abort).
 //
 // Threads: none of this is thread-safe (P9). Every call, and every callback, happens on the loop
 // thread (L7). Callbacks fire either inside input() / the timer (lwIP events) or from a deferred
@@ -53,12 +55,13 @@ struct NetstackOptions {
 };
 
 struct NetstackCounters {
-  uint64_t in_packets = 0;      // handed to lwIP
-  uint64_t in_not_local = 0;    // dropped: destination is not one of our addresses
-  uint64_t in_bad_source = 0;   // dropped: our own / loopback / unspecified / multicast source
-  uint64_t in_malformed = 0;    // dropped: not an IPv4/IPv6 packet
-  uint64_t out_packets = 0;     // handed to the PacketFn
-  uint64_t out_redirected = 0;  // routed out of another node's netif, handed to its owner
+  uint64_t in_packets = 0;       // handed to lwIP
+  uint64_t in_not_local = 0;     // dropped: destination is not one of our addresses
+  uint64_t in_bad_source = 0;    // dropped: our own / loopback / unspecified / multicast source
+  uint64_t in_malformed = 0;     // dropped: not an IPv4/IPv6 packet
+  uint64_t in_bad_protocol = 0;  // dropped: not TCP/UDP/ICMP (e.g. UDP-Lite, v6 ext. headers)
+  uint64_t out_packets = 0;      // handed to the PacketFn
+  uint64_t out_redirected = 0;   // routed out of another node's netif, handed to its owner
 };
 
 class UdpSocket;

@@ -114,7 +114,6 @@ class TcpConn : public std::enable_shared_from_this<TcpConn> {
   bool in_callback_ = false;    // inside an lwIP callback for this pcb
   bool aborted_in_cb_ = false;  // abort() inside it: the callback must return ERR_ABRT
   bool deferred_ = false;
-  bool pending_connect_ok_ = false;
   Status pending_error_;     // reported from the loop (pipe reset)
   size_t pipe_unacked_ = 0;  // bytes this pipe end wrote that the peer has not consumed
 };
