@@ -33,6 +33,19 @@ void wr32(uint8_t* p, uint32_t v) {
 // halves of the result, RFC 1071 §2(B)); a folded native sum stored with memcpy is the
 // big-endian field. This keeps the loop to plain 64-bit loads.
 uint64_t sumBytes(const uint8_t* p, size_t n, uint64_t acc) {
+  // 32 bytes per round on two accumulators (independent add chains); 64-bit sums of 32-bit
+  // halves cannot overflow for any packet size.
+  constexpr uint64_t kLo = 0xffffffffu;
+  uint64_t acc2 = 0;
+  while (n >= 32) {
+    uint64_t x[4];
+    std::memcpy(x, p, 32);
+    acc += (x[0] & kLo) + (x[0] >> 32) + (x[1] & kLo) + (x[1] >> 32);
+    acc2 += (x[2] & kLo) + (x[2] >> 32) + (x[3] & kLo) + (x[3] >> 32);
+    p += 32;
+    n -= 32;
+  }
+  acc += acc2;
   while (n >= 8) {
     uint64_t x;
     std::memcpy(&x, p, 8);
@@ -124,8 +137,9 @@ void fillTcpChecksums(std::span<uint8_t> ip, size_t l4_offset) {
 }
 
 std::span<uint8_t> PacketBatch::append(size_t len) {
-  size_t off = buf_.size();
-  buf_.resize(off + len);
+  size_t off = used_;
+  if (off + len > buf_.size()) buf_.resize(std::max(off + len, 2 * buf_.size()));
+  used_ = off + len;
   ranges_.emplace_back(static_cast<uint32_t>(off), static_cast<uint32_t>(len));
   return {buf_.data() + off, len};
 }

@@ -66,7 +66,7 @@ void fillTcpChecksums(std::span<uint8_t> ip_packet, size_t l4_offset);
 class PacketBatch {
  public:
   void clear() {
-    buf_.clear();
+    used_ = 0;
     ranges_.clear();
   }
   size_t size() const { return ranges_.size(); }
@@ -81,10 +81,12 @@ class PacketBatch {
   // invalidated; take them after the last append.
   std::span<uint8_t> append(size_t len);
   void append(std::span<const uint8_t> packet);
-  size_t bytes() const { return buf_.size(); }
+  size_t bytes() const { return used_; }
 
  private:
+  // buf_ only grows; used_ marks the end, so reuse never re-zeroes it (vector::resize would).
   std::vector<uint8_t> buf_;
+  size_t used_ = 0;
   std::vector<std::pair<uint32_t, uint32_t>> ranges_;
 };
 

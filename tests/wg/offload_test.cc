@@ -166,6 +166,27 @@ void checkSplit(bool v6) {
   EXPECT_EQ(joined, payload);
 }
 
+TEST(OffloadChecksum, AgreesWithNaiveForEveryLengthAndOffset) {
+  for (bool v6 : {false, true}) {
+    for (size_t len = 0; len < 300; ++len) {
+      Tcp t;
+      t.v6 = v6;
+      t.tcp_options = (len % 3) * 4;
+      Bytes p = makeTcp(t, pattern(len, uint8_t(len)));
+      size_t ih = ipHeaderLen(p);
+      ASSERT_TRUE(tcpChecksumValid(p, ih)) << len;
+      p[ih + 16] ^= 0x5a;
+      ASSERT_FALSE(tcpChecksumValid(p, ih)) << len;
+      if (!v6) p[10] ^= 0x11;
+      fillTcpChecksums(p, ih);
+      EXPECT_TRUE(naiveTcpValid(p)) << len;
+      if (!v6) {
+        EXPECT_TRUE(naiveIpv4Valid(p)) << len;
+      }
+    }
+  }
+}
+
 TEST(OffloadSplit, Ipv4TsoSegmentsWithShortLast) { checkSplit(false); }
 TEST(OffloadSplit, Ipv6TsoSegmentsWithShortLast) { checkSplit(true); }
 
