@@ -17,7 +17,7 @@
 # Usage: tools/bench/netstack_bench.sh [GATEHOUSE_BIN]   (default build/bin/gatehouse; the tool
 #        netstack_perf is taken from the same bin/ directory)
 # Env: BENCH_RUNS (3) BENCH_SECONDS (5) BENCH_CPS_SECONDS (2) BENCH_PARALLEL (16)
-#      BENCH_PEERS (10000) BENCH_IDLE (2000)
+#      BENCH_PEERS (10000) BENCH_IDLE (2000) BENCH_SECTIONS ("1 2 3 4": which of the above to run)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -30,11 +30,13 @@ CPS_SECS=${BENCH_CPS_SECONDS:-2} # lwIP's 16,384 ephemeral ports wrap after ~3 s
 PARALLEL=${BENCH_PARALLEL:-16}
 NPEERS=${BENCH_PEERS:-10000}
 NIDLE=${BENCH_IDLE:-2000}
+SECTIONS=" ${BENCH_SECTIONS:-1 2 3 4} "
+want() { [[ "$SECTIONS" == *" $1 "* ]]; }
 lib_init netstack_bench "$GATEHOUSE_BIN"
 LIB_QUIET_CLEANUP=1
 [ -x "$PERF" ] || die "$PERF not built (cmake --build build --target netstack_perf)"
 REPORT="$WORKDIR/report.txt"
-declare -A R=() # result name -> text
+declare -A R=() # result name -> text (unset: "-")
 
 # result LOGFILE KEY: the value of KEY= in the RESULT line of LOGFILE.
 result() { sed -n "s/^RESULT.* $2=\([^ ]*\).*/\1/p; s/^RESULT $2=\([^ ]*\).*/\1/p" "$1" | head -n1; }
@@ -99,6 +101,7 @@ gen_keys n1
 gen_keys n2
 gen_keys peer
 
+if want 1; then
 section "1. netstack <-> netstack (two processes, loopback UDP)"
 NSL="gh$LIB_TAG-l"
 ns_create "$NSL"
@@ -117,7 +120,9 @@ cps_of ns_ns_cps ip netns exec "$NSL" "$PERF" cps-client "${node1[@]}" --listen-
   --peer "$PUB_n2,127.0.0.1:42004,10.60.0.2/32" --to 10.60.0.2:5002 --seconds "$CPS_SECS" \
   --parallel "$PARALLEL"
 stop_bg "$cps"
+fi
 
+if want 2; then
 section "2. netstack <-> wireguard-go + kernel TCP (namespaces, veth)"
 NA="gh$LIB_TAG-a"
 NB="gh$LIB_TAG-b"
@@ -146,7 +151,9 @@ ping_first "$NB" "$TUN_NET4.1" 10 >/dev/null || die "no handshake between wiregu
 cps_of wg_ns_cps ip netns exec "$NB" "$PERF" kcps-client --to "$TUN_NET4.1:5002" --seconds "$CPS_SECS" \
   --parallel "$PARALLEL"
 stop_bg "$cps"
+fi
 
+if want 3; then
 section "3. TUN mode (reference): kernel TCP over gatehouse wireguard"
 for pair in gatehouse:gatehouse gatehouse:wireguard-go; do
   a=${pair%%:*}
@@ -164,7 +171,9 @@ for pair in gatehouse:gatehouse gatehouse:wireguard-go; do
   stop_bg "$ksink"
   stop_bg "$kcps"
 done
+fi
 
+if want 4; then
 section "4. memory"
 "$PERF" peers --count "$NPEERS" >"$WORKDIR/peers.out" 2>&1 || cat "$WORKDIR/peers.out"
 R[peers_rss]="$(result "$WORKDIR/peers.out" rss_total_kb) KB total, $(result "$WORKDIR/peers.out" bytes_per_peer) B/peer"
@@ -200,23 +209,24 @@ for f in idle idlefd; do
   R[$f]="$(result "$o" heap_per_end) B heap, $(result "$o" rss_per_end) B RSS per end ($(result "$o" connections) conns)"
   echo "  $f: ${R[$f]}"
 done
+fi
 
 {
   echo
   echo "Netstack benchmark, $(date -u +%FT%TZ), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "single TCP stream, $RUNS x ${SECS}s, Gbit/s median [range]; conn/s over ${CPS_SECS}s, $PARALLEL parallel"
   printf '%-52s %-26s %s\n' "path" "1 stream Gbit/s" "conn/s (errors)"
-  printf '%-52s %-26s %s\n' "netstack <-> netstack (loopback UDP)" "${R[ns_ns]}" "${R[ns_ns_cps]}"
-  printf '%-52s %-26s %s\n' "netstack -> wireguard-go + kernel TCP" "${R[ns_wg]}" "-"
-  printf '%-52s %-26s %s\n' "wireguard-go + kernel TCP -> netstack" "${R[wg_ns]}" "${R[wg_ns_cps]}"
-  printf '%-52s %-26s %s\n' "TUN: gatehouse <-> gatehouse (kernel TCP)" "${R[tun_gatehouse]}" "${R[tun_gatehouse_cps]}"
-  printf '%-52s %-26s %s\n' "TUN: gatehouse <-> wireguard-go (kernel TCP)" "${R[tun_wireguard_go]}" "${R[tun_wireguard_go_cps]}"
+  printf '%-52s %-26s %s\n' "netstack <-> netstack (loopback UDP)" "${R[ns_ns]:--}" "${R[ns_ns_cps]:--}"
+  printf '%-52s %-26s %s\n' "netstack -> wireguard-go + kernel TCP" "${R[ns_wg]:--}" "-"
+  printf '%-52s %-26s %s\n' "wireguard-go + kernel TCP -> netstack" "${R[wg_ns]:--}" "${R[wg_ns_cps]:--}"
+  printf '%-52s %-26s %s\n' "TUN: gatehouse <-> gatehouse (kernel TCP)" "${R[tun_gatehouse]:--}" "${R[tun_gatehouse_cps]:--}"
+  printf '%-52s %-26s %s\n' "TUN: gatehouse <-> wireguard-go (kernel TCP)" "${R[tun_wireguard_go]:--}" "${R[tun_wireguard_go_cps]:--}"
   echo
-  printf '%-52s %s\n' "$NPEERS configured peers: netstack node (RSS)" "${R[peers_rss]}"
-  printf '%-52s %s\n' "$NPEERS configured peers: wireguard-go TUN daemon" "${R[peers_wireguard-go]}"
-  printf '%-52s %s\n' "$NPEERS configured peers: gatehouse wireguard daemon" "${R[peers_gatehouse]}"
-  printf '%-52s %s\n' "idle connection, callback API (both ends in-process)" "${R[idle]}"
-  printf '%-52s %s\n' "idle connection, fd API (+ kernel socket pair)" "${R[idlefd]}"
+  printf '%-52s %s\n' "$NPEERS configured peers: netstack node (RSS)" "${R[peers_rss]:--}"
+  printf '%-52s %s\n' "$NPEERS configured peers: wireguard-go TUN daemon" "${R[peers_wireguard-go]:--}"
+  printf '%-52s %s\n' "$NPEERS configured peers: gatehouse wireguard daemon" "${R[peers_gatehouse]:--}"
+  printf '%-52s %s\n' "idle connection, callback API (both ends in-process)" "${R[idle]:--}"
+  printf '%-52s %s\n' "idle connection, fd API (+ kernel socket pair)" "${R[idlefd]:--}"
   echo "targets: netstack<->netstack >= 0.8 Gbit/s; $NPEERS peers < 100 MB RSS; <= 16 KB per idle connection"
 } | tee "$REPORT"
 mkdir -p "$ROOT/tools/bench/results"

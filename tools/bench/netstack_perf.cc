@@ -8,8 +8,11 @@
 //   sink --port P                      accept, consume everything, close on EOF (runs until TERM)
 //   source --to IP:PORT --seconds S    one stream as fast as the window allows, then FIN and wait
 //                                      for the receiver's close: RESULT bytes seconds gbps
-//   cps-server --port P                accept, write 1 byte, close (runs until TERM)
-//   cps-client --to IP:PORT --seconds S --parallel N   dial/read/close loops: RESULT conns cps
+//   cps-server --port P                accept, write 1 byte, close after the client's FIN
+//   cps-client --to IP:PORT --seconds S --parallel N   dial/read 1 byte/close loops:
+//                                      RESULT conns errors cps
+// The client closes first, so TIME_WAIT stays on the client: lwIP has no TCP timestamps, and a
+// SYN reusing a port that an lwIP server holds in TIME_WAIT (2 min) is not accepted.
 // Kernel modes (plain sockets, for the peer side: wireguard-go + kernel TCP, or TUN mode):
 //   ksink --port P, ksource --to IP:PORT --seconds S, kcps-server --port P,
 //   kcps-client --to IP:PORT --seconds S --parallel N
@@ -243,18 +246,18 @@ void runSource(Node& node, const Args& a) {
 }
 
 void runCpsServer(Node& node, const Args& a) {
-  Live live;
-  live.node_post_release = [&node](std::shared_ptr<TcpConn> c) { node.post([c] {}); };
   listenOrDie(node, static_cast<uint16_t>(a.port), [&](std::shared_ptr<TcpConn> c) {
     c->write({reinterpret_cast<const uint8_t*>("x"), 1});
-    c->close();  // FIN after the byte; lwIP finishes the close on its own
+    TcpConn* raw = c.get();  // the netstack holds the connection until it closes
+    c->setHandlers({.on_data = [](std::span<const uint8_t> d) { return d.size(); },
+                    .on_eof = [raw] { raw->close(); }});
   });
   std::printf("READY\n");
   std::fflush(stdout);
   waitForSignal();
 }
 
-// `parallel` dial → read 1 byte + EOF → close loops on the node's loop.
+// `parallel` dial → read 1 byte → close loops on the node's loop.
 void runCpsClient(Node& node, const Args& a) {
   // Static: tasks already posted to the loop may still run after this function returns.
   static struct State {
@@ -275,9 +278,8 @@ void runCpsClient(Node& node, const Args& a) {
         return;
       }
       TcpConn* raw = c.get();
-      c->setHandlers({.on_data = [](std::span<const uint8_t> d) { return d.size(); },
-                      .on_eof =
-                          [&node, raw, holder] {
+      c->setHandlers({.on_data =
+                          [&node, raw, holder](std::span<const uint8_t> d) {
                             ++st.ok;
                             Node* n = &node;  // close() moves this closure away: copy first
                             auto h = holder;
@@ -287,6 +289,7 @@ void runCpsClient(Node& node, const Args& a) {
                               h->reset();
                               one();
                             });
+                            return d.size();
                           },
                       .on_error =
                           [&, holder](const Status&) {
@@ -343,6 +346,9 @@ int kernelDial(const std::string& to) {
   sockaddr_storage ss;
   socklen_t len = ep->toSockaddr(&ss);
   int s = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  timeval tv{5, 0};  // a lost connection becomes an error, not a hang
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   if (connect(s, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
     ::close(s);
     return -1;
@@ -405,10 +411,9 @@ void runKernelCpsClient(const Args& a) {
           ++errors;
           continue;
         }
-        while (read(s, b, sizeof b) > 0) {
-        }
+        bool got = read(s, b, 1) == 1;
         ::close(s);
-        ++ok;
+        ++(got ? ok : errors);
       }
     });
   }
