@@ -156,17 +156,10 @@ void ClientCore::handle(const std::string& bytes, wg::Now now) {
         node_private_ = wg::crypto::privateKeyFromRandom(r);
         wg::crypto::wipe(r);
         event(Event::Kind::kNodeKeyRotated, "");
-        need_register_ = true;
-        if (options_.auth_key.empty()) {
-          state_ = State::kFailed;
-          want_close_ = true;
-          return;
-        }
-        return sendRegister(now);
       }
-      if (e.code() == v1::Error::NOT_REGISTERED) {
+      if (e.code() == v1::Error::NODE_KEY_EXPIRED || e.code() == v1::Error::NOT_REGISTERED) {
+        // Register again (on this connection if the server keeps it open, else the next one).
         need_register_ = true;
-        has_map_ = false;
         if (options_.auth_key.empty()) {
           state_ = State::kFailed;
           want_close_ = true;

@@ -4,19 +4,12 @@
 
 #include <gtest/gtest.h>
 
-#include "wg/crypto/x25519.h"
+#include "tests/control/control_harness.h"
 
 namespace gatehouse::control {
 namespace {
 
-wg::noise::LocalStatic keyPair(wg::Random& r) {
-  wg::noise::LocalStatic k;
-  Key32 seed;
-  r.fill(seed);
-  k.priv = wg::crypto::privateKeyFromRandom(seed);
-  k.pub = wg::crypto::publicKey(k.priv);
-  return k;
-}
+using testing::keyPair;
 
 struct Pair {
   wg::FakeRandom random{7};
