@@ -99,7 +99,7 @@ Bytes makeTcp(const Tcp& t, const Bytes& payload) {
   p[ih + 13] = t.flags;
   put16(&p[ih + 14], t.window);
   for (size_t i = 20; i < th; ++i) p[ih + i] = i == 20 ? 1 : uint8_t(i);
-  std::memcpy(&p[ih + th], payload.data(), payload.size());
+  if (!payload.empty()) std::memcpy(&p[ih + th], payload.data(), payload.size());
   naiveFill(p);
   return p;
 }
