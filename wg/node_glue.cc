@@ -36,6 +36,15 @@ Status Node::Glue::start(uint16_t port) {
   uv_timer_init(loop_, &timer_);
   timer_.data = this;
   ++open_handles_;
+  uv_prepare_init(loop_, &prepare_);
+  prepare_.data = this;
+  ++open_handles_;
+  uv_prepare_start(&prepare_,
+                   [](uv_prepare_t* h) { flushPending(reinterpret_cast<uv_handle_t*>(h)); });
+  uv_check_init(loop_, &check_);
+  check_.data = this;
+  ++open_handles_;
+  uv_check_start(&check_, [](uv_check_t* h) { flushPending(reinterpret_cast<uv_handle_t*>(h)); });
   armTimer();
   return Status::ok();
 }
@@ -54,12 +63,22 @@ void Node::Glue::stop() {
   polls_.clear();
   udp_.close();
   if (open_handles_ > 0) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&timer_),
-             [](uv_handle_t* h) { static_cast<Glue*>(h->data)->handleClosed(); });
+    for (uv_handle_t* h :
+         {reinterpret_cast<uv_handle_t*>(&timer_), reinterpret_cast<uv_handle_t*>(&prepare_),
+          reinterpret_cast<uv_handle_t*>(&check_)}) {
+      uv_close(h, [](uv_handle_t* h) { static_cast<Glue*>(h->data)->handleClosed(); });
+    }
   }
   to_netstack_.clear();
   to_device_.clear();
   if (open_handles_ == 0) delete this;  // start() failed before opening any handle
+}
+
+void Node::Glue::flushPending(uv_handle_t* h) {
+  auto* g = static_cast<Glue*>(h->data);
+  if (g->busy_ || g->stopped_ || !g->dirty_) return;
+  g->dirty_ = false;
+  g->flush();  // also re-arms the device timer
 }
 
 void Node::Glue::handleClosed() {
@@ -129,7 +148,13 @@ void Node::Glue::fromNetstack(std::span<const uint8_t> packet) {
     to_device_.emplace_back(packet.begin(), packet.end());
     return;
   }
-  run([&] { node_.device_->onTunPacket(packet, systemNow(), *this); });
+  // Encrypt now, send later: the datagram joins the batch flushed at the end of this loop phase
+  // (flushPending), so a burst of segments from one write leaves in one sendmmsg.
+  busy_ = true;
+  node_.device_->onTunPacket(packet, systemNow(), *this);
+  busy_ = false;
+  dirty_ = true;
+  drain();
 }
 
 void Node::Glue::writeToTun(std::span<const uint8_t> ip_packet) {

@@ -8,7 +8,9 @@
 //
 // Re-entrancy: the Device is never re-entered. Packets it emits while busy (decrypted inbound
 // packets, and anything lwIP sends while processing them) are queued and drained once the
-// Device call returns; datagrams are flushed in one batch at the end of each loop event.
+// Device call returns. Datagrams are flushed in one batch (sendmmsg, UDP GSO) at the end of each
+// UDP read event, and otherwise (lwIP output from timers, application writes, posted tasks) by
+// a prepare and a check handle, i.e. once per loop phase: never one send per packet.
 //
 // No sticky source address (reference E2) yet: replies leave from a routing-chosen address.
 //
@@ -57,15 +59,19 @@ class Node::Glue final : public DeviceOutput {
   void flush();
   void armTimer();
   void handleClosed();
+  static void flushPending(uv_handle_t* h);
 
   Node& node_;
   uv_loop_t* loop_;
   UdpTransport udp_;
   std::vector<Poll*> polls_;
   uv_timer_t timer_;
+  uv_prepare_t prepare_;  // flushes before the loop blocks (timer-phase output)
+  uv_check_t check_;      // flushes after I/O callbacks (writes from posted tasks)
   int open_handles_ = 0;
   bool stopped_ = false;
   bool busy_ = false;
+  bool dirty_ = false;  // the Device ran outside run(): flush and re-arm at the phase's end
 
   std::unique_ptr<RecvBatch> batch_;
   std::deque<std::vector<uint8_t>> to_netstack_;
