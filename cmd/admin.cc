@@ -1,5 +1,6 @@
-// `gatehouse admin …`: operator commands. Today `admin policy check FILE`: parse and validate a
-// policy file and run its `tests` offline, with no server. Problems go to stderr as
+// `gatehouse admin …`: operator commands. `admin policy check FILE` parses and validates a
+// policy file and runs its `tests` offline, with no server; the commands that talk to a running
+// server are in cmd/admin_server.cc. Problems go to stderr as
 // FILE:LINE:COL: message; exit 0 when the file is valid and every test passes, 1 otherwise.
 #include <cstdio>
 #include <fstream>
@@ -54,6 +55,7 @@ void registerAdmin(CLI::App& app) {
   auto file = std::make_shared<std::string>();
   check->add_option("FILE", *file, "policy file (HuJSON)")->required();
   check->callback([file] { setExitCode(policyCheck(*file)); });
+  registerAdminServerCommands(admin, policy);
 }
 
 }  // namespace gatehouse::cmd

@@ -9,6 +9,9 @@ namespace gatehouse::cmd {
 void registerWireguard(CLI::App& app);
 void registerAdmin(CLI::App& app);
 void registerBridge(CLI::App& app);
+void registerControl(CLI::App& app);
+// `admin users|keys|nodes|status` and `admin policy set|get|reload` (cmd/admin_server.cc).
+void registerAdminServerCommands(CLI::App* admin, CLI::App* policy);
 
 void setExitCode(int code);
 int exitCode();

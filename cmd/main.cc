@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   gatehouse::cmd::registerWireguard(app);
   gatehouse::cmd::registerAdmin(app);
   gatehouse::cmd::registerBridge(app);
+  gatehouse::cmd::registerControl(app);
   CLI11_PARSE(app, argc, argv);
   return gatehouse::cmd::exitCode();
 }
