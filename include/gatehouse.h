@@ -34,9 +34,9 @@
  * Threads. Every function is thread-safe, with two exceptions: gatehouse_node_add_peer and
  * gatehouse_node_start are configuration, called once by one thread before any other use;
  * gatehouse_node_free must be the last call on a node (no call may run concurrently with it).
- * The node runs its own thread (a libuv loop); the log callback runs on it and must not call
- * back into the library. Blocking calls: gatehouse_node_start, gatehouse_node_close,
- * gatehouse_accept (up to timeout_ms), gatehouse_dial (up to timeout_ms).
+ * Nodes run on a library thread (a libuv loop, one per process: see below); the log callback
+ * runs on it and must not call back into the library. Blocking calls: gatehouse_node_start,
+ * gatehouse_node_close, gatehouse_accept (up to timeout_ms), gatehouse_dial (up to timeout_ms).
  *
  * Ownership. The caller owns every file descriptor gatehouse_accept and gatehouse_dial return
  * and closes it with close(2). Listener handles belong to the node: release them with
@@ -47,8 +47,8 @@
  *
  * Connections behave like kernel TCP sockets: shutdown(fd, SHUT_WR) sends FIN and keeps reading;
  * the peer's FIN reads as EOF; a reset by the peer reads as ECONNRESET. The TCP/IP stack (lwIP)
- * is process-global, so all nodes of a process share one thread, started with the first node and
- * stopped when the last one closes.
+ * is process-global, so all nodes of a process share one thread, started by the first
+ * gatehouse_node_start and joined by the gatehouse_node_free of the last node.
  */
 #ifndef GATEHOUSE_H_
 #define GATEHOUSE_H_
