@@ -21,12 +21,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint8_t mode = data[0] % 3;
   std::string_view body(reinterpret_cast<const char*>(data + 1), size - 1);
   static wg::FakeRandom random(1);
-  static wg::noise::LocalStatic server_key = testing::keyPair(random);
-  static wg::noise::LocalStatic client_key = testing::keyPair(random);
+  static wg::noise::LocalStatic server_key = control::testing::keyPair(random);
+  static wg::noise::LocalStatic client_key = control::testing::keyPair(random);
   std::string error;
   static Store store = std::move(*Store::open(":memory:", &error));
   ServerCore core(store, server_key, random, {}, nullptr, wg::Now{});
-  core.setPolicy(testing::kTestPolicy);
+  core.setPolicy(control::testing::kTestPolicy);
   auto bytes = [](std::string_view s) {
     return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size());
   };
