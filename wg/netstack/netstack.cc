@@ -15,6 +15,7 @@ extern "C" {
 #include "lwip/ip.h"
 #include "lwip/netif.h"
 #include "lwip/pbuf.h"
+#include "lwip/priv/tcp_priv.h"  // tcp_tw_pcbs, tcp_ticks: the TIME_WAIT cap
 #include "lwip/tcp.h"
 #include "lwip/timeouts.h"
 #include "lwip/udp.h"
@@ -216,6 +217,8 @@ void Netstack::close() {
   }
   dial_timers_.clear();
   tasks_.clear();
+  // The node's TIME_WAIT pcbs would outlive its netif (lwIP leaves them when it goes away).
+  if (netif_added_) dropTimeWait(0);
   if (task_timer_ != nullptr) {
     uv_close(reinterpret_cast<uv_handle_t*>(task_timer_),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
@@ -280,8 +283,47 @@ void Netstack::input(std::span<const uint8_t> packet) {
   for (Netstack* s : stacks) {
     if (s != this) s->netif_->flags &= ~NETIF_FLAG_UP;
   }
+  struct tcp_pcb* tw_head = tcp_tw_pcbs;
   if (netif_->input(p, netif_.get()) != ERR_OK) pbuf_free(p);  // L3
   for (Netstack* s : stacks) s->netif_->flags |= NETIF_FLAG_UP;
+  // A pcb enters TIME_WAIT only while lwIP processes a segment, at the head of tcp_tw_pcbs:
+  // the list is walked only when its head changed.
+  if (tcp_tw_pcbs != tw_head && tcp_tw_pcbs != nullptr) {
+    counters_.timewait_evicted += dropTimeWait(options_.max_timewait);
+  }
+}
+
+size_t Netstack::timeWaitCount() const {
+  if (!netif_added_) return 0;
+  u8_t idx = netif_get_index(netif_.get());
+  size_t n = 0;
+  for (struct tcp_pcb* pcb = tcp_tw_pcbs; pcb != nullptr; pcb = pcb->next) {
+    n += pcb->netif_idx == idx;
+  }
+  return n;
+}
+
+size_t Netstack::dropTimeWait(size_t keep) {
+  // Every pcb of this node is bound to its netif (listen and dial both tcp_bind_netif; accepted
+  // pcbs inherit netif_idx from the listener), so netif_idx tells whose a TIME_WAIT pcb is.
+  u8_t idx = netif_get_index(netif_.get());
+  tw_scratch_.clear();
+  for (struct tcp_pcb* pcb = tcp_tw_pcbs; pcb != nullptr; pcb = pcb->next) {
+    if (pcb->netif_idx == idx) tw_scratch_.push_back(pcb);
+  }
+  if (tw_scratch_.size() <= keep) return 0;
+  size_t excess = tw_scratch_.size() - keep;
+  // Oldest first, measured as tcp_kill_timewait does (tcp.c): ticks since the last segment.
+  auto age = [](const struct tcp_pcb* pcb) { return static_cast<u32_t>(tcp_ticks - pcb->tmr); };
+  std::nth_element(tw_scratch_.begin(), tw_scratch_.begin() + static_cast<ptrdiff_t>(excess - 1),
+                   tw_scratch_.end(), [&](const struct tcp_pcb* x, const struct tcp_pcb* y) {
+                     return age(x) > age(y);
+                   });
+  for (size_t i = 0; i < excess; ++i) {
+    tcp_abort(tw_scratch_[i]);  // TIME_WAIT: unlinked and freed, no RST, no callback
+  }
+  tw_scratch_.clear();
+  return excess;
 }
 
 void Netstack::emit(std::span<const uint8_t> packet, bool redirected) {

@@ -25,6 +25,15 @@
 // loop callback (self-dial pipes, buffered data after setHandlers); never inside the call that
 // registered them, except where noted.
 //
+// TIME_WAIT: the side that closes first keeps a TIME_WAIT pcb (~330 bytes) for 2 MSL (2 min),
+// and Debian's lwIP (MEMP_MEM_MALLOC) never reclaims one early (tcp_kill_timewait only runs when a
+// fixed pool is exhausted), so a server that closes many connections would grow without bound.
+// Each Netstack therefore keeps at most NetstackOptions::max_timewait of its own: when one more
+// enters TIME_WAIT, the oldest (by lwIP's measure, tcp_ticks - pcb->tmr) are aborted silently
+// and counted in timewait_evicted. An evicted pcb no longer guards its 4-tuple against old
+// duplicates; the port choice of a reused 4-tuple and TCP's sequence checks then apply, as when
+// a kernel recycles TIME_WAIT sockets. close() drops the node's remaining TIME_WAIT pcbs.
+//
 // Ownership: Netstack owns its netif and the lwIP pcbs; TcpConn, TcpListener and UdpSocket are
 // shared_ptr handles (the stack keeps its own reference while lwIP may still call back). Closing
 // or destroying the Netstack aborts what is left and makes every handle return EBADF.
@@ -52,16 +61,19 @@ struct NetstackOptions {
   std::vector<IpAddr> addresses;  // the node's tunnel addresses (IPv4 and/or IPv6)
   uint16_t mtu = 1420;
   std::string name = "gh";  // for logs only
+  // TIME_WAIT pcbs this node keeps at most (see above); 0 keeps none.
+  size_t max_timewait = 4096;
 };
 
 struct NetstackCounters {
-  uint64_t in_packets = 0;       // handed to lwIP
-  uint64_t in_not_local = 0;     // dropped: destination is not one of our addresses
-  uint64_t in_bad_source = 0;    // dropped: our own / loopback / unspecified / multicast source
-  uint64_t in_malformed = 0;     // dropped: not an IPv4/IPv6 packet
-  uint64_t in_bad_protocol = 0;  // dropped: not TCP/UDP/ICMP (e.g. UDP-Lite, v6 ext. headers)
-  uint64_t out_packets = 0;      // handed to the PacketFn
-  uint64_t out_redirected = 0;   // routed out of another node's netif, handed to its owner
+  uint64_t in_packets = 0;        // handed to lwIP
+  uint64_t in_not_local = 0;      // dropped: destination is not one of our addresses
+  uint64_t in_bad_source = 0;     // dropped: our own / loopback / unspecified / multicast source
+  uint64_t in_malformed = 0;      // dropped: not an IPv4/IPv6 packet
+  uint64_t in_bad_protocol = 0;   // dropped: not TCP/UDP/ICMP (e.g. UDP-Lite, v6 ext. headers)
+  uint64_t out_packets = 0;       // handed to the PacketFn
+  uint64_t out_redirected = 0;    // routed out of another node's netif, handed to its owner
+  uint64_t timewait_evicted = 0;  // TIME_WAIT pcbs aborted early: over max_timewait
 };
 
 class UdpSocket;
@@ -84,6 +96,8 @@ class Netstack {
   // The node's address of `family`, or nullopt.
   std::optional<IpAddr> addressOf(IpAddr::Family family) const;
   const NetstackCounters& counters() const { return counters_; }
+  // This node's TCP connections in TIME_WAIT now (≤ max_timewait). O(all TIME_WAIT pcbs).
+  size_t timeWaitCount() const;
   uv_loop_t* loop() const { return loop_; }
 
   // TCP listener on `port` (0 = any free port) on every node address. EADDRINUSE when taken.
@@ -117,6 +131,8 @@ class Netstack {
   Netstack(uv_loop_t* loop, NetstackOptions options, PacketFn output);
   Status init();
   void runTasks();
+  // Aborts this node's oldest TIME_WAIT pcbs beyond `keep`; returns how many.
+  size_t dropTimeWait(size_t keep);
   struct DialTimer;
   void startDialTimer(const std::shared_ptr<TcpConn>& conn, int64_t timeout_ms);
   Result<std::shared_ptr<TcpConn>> dialSelf(const Endpoint& to,
@@ -136,6 +152,7 @@ class Netstack {
   std::vector<std::weak_ptr<TcpListener>> listeners_;
   std::vector<std::weak_ptr<UdpSocket>> udp_sockets_;
   std::vector<uint8_t> in_buf_;
+  std::vector<struct tcp_pcb*> tw_scratch_;  // dropTimeWait
   NetstackCounters counters_;
 };
 

@@ -140,13 +140,27 @@ void TcpConn::resumeReading() {
 void TcpConn::markClosed() {
   state_ = State::kClosed;
   want_writable_ = false;
-  // Handlers may be running right now (close() from on_data): destroy them from the loop.
-  auto old = std::make_shared<TcpHandlers>(std::move(handlers_));
+  // on_connected_ never runs in place (fail and finishConnect call a copy): release it now.
   auto old_connect = std::make_shared<std::function<void(const Status&)>>(std::move(on_connected_));
-  handlers_ = {};
   on_connected_ = nullptr;
-  stack_->post([old, old_connect] {});
+  stack_->post([old_connect] {});
+  if (dispatching_ == 0) releaseHandlers();  // else ~DispatchScope, once the handler returned
   stack_->untrack(this);
+}
+
+void TcpConn::releaseHandlers() {
+  // Moving a std::function relocates small captures stored inline, so this must never run while
+  // one of the handlers is on the stack (a handler that closes its own connection and then uses
+  // its captures). Destroyed from the loop: the captures may own whoever called close().
+  auto old = std::make_shared<TcpHandlers>(std::move(handlers_));
+  handlers_ = {};
+  stack_->post([old] {});
+}
+
+TcpConn::DispatchScope::DispatchScope(TcpConn* c) : c_(c) { ++c_->dispatching_; }
+
+TcpConn::DispatchScope::~DispatchScope() {
+  if (--c_->dispatching_ == 0 && c_->state_ == State::kClosed) c_->releaseHandlers();
 }
 
 void TcpConn::close() {
@@ -194,8 +208,8 @@ void TcpConn::detach() {
     pcb_ = nullptr;
   }
   state_ = State::kClosed;
-  handlers_ = {};
   on_connected_ = nullptr;
+  if (dispatching_ == 0) releaseHandlers();  // Netstack::close() may run inside a handler
 }
 
 void TcpConn::fail(const Status& status) {
@@ -256,6 +270,7 @@ void TcpConn::runDeferred() {
   deliver();
   if (state_ != State::kClosed && want_writable_ && writable() > 0) {
     want_writable_ = false;
+    DispatchScope scope(this);
     if (handlers_.on_writable) handlers_.on_writable();
   }
 }
@@ -264,7 +279,11 @@ void TcpConn::deliver() {
   auto keep = shared_from_this();
   while (state_ != State::kClosed && !paused_ && handlers_.on_data && bufferedReceive() > 0) {
     std::span<const uint8_t> avail(rx_.data() + rx_head_, bufferedReceive());
-    size_t n = std::min(handlers_.on_data(avail), avail.size());
+    size_t n;
+    {
+      DispatchScope scope(this);
+      n = std::min(handlers_.on_data(avail), avail.size());
+    }
     if (state_ == State::kClosed) return;
     rx_head_ += n;
     consumed(n);
@@ -280,6 +299,7 @@ void TcpConn::deliver() {
   if (state_ != State::kClosed && fin_received_ && bufferedReceive() == 0 && !eof_delivered_ &&
       handlers_.on_eof) {
     eof_delivered_ = true;
+    DispatchScope scope(this);
     handlers_.on_eof();
   }
 }
@@ -357,6 +377,7 @@ int TcpConn::onSent(void* arg, struct tcp_pcb*, uint16_t) {
   c->aborted_in_cb_ = false;
   if (c->want_writable_ && c->writable() >= std::min<size_t>(kWritableThreshold, TCP_SND_BUF)) {
     c->want_writable_ = false;
+    DispatchScope scope(c);
     if (c->handlers_.on_writable) c->handlers_.on_writable();
   }
   c->in_callback_ = false;

@@ -18,7 +18,9 @@
 //
 // Threads: loop thread only (see netstack.h). Handlers fire on the loop, never after close() or
 // abort() returned, and at most one on_error (after which the connection is closed). Every
-// method is safe after close: it returns EBADF (or does nothing).
+// method is safe after close: it returns EBADF (or does nothing). A handler may close() or
+// abort() its own connection and go on using its captures: the handlers are released (from the
+// loop) only after the running one returned.
 #pragma once
 
 #include <cstdint>
@@ -93,7 +95,20 @@ class TcpConn : public std::enable_shared_from_this<TcpConn> {
   void consumed(size_t n);
   void peerFin();
   void markClosed();
+  void releaseHandlers();
   void schedule();
+
+  // Marks a handler invocation. Handlers are released only when none is running (markClosed).
+  class DispatchScope {
+   public:
+    explicit DispatchScope(TcpConn* c);
+    ~DispatchScope();
+    DispatchScope(const DispatchScope&) = delete;
+    DispatchScope& operator=(const DispatchScope&) = delete;
+
+   private:
+    TcpConn* c_;
+  };
 
   Netstack* stack_;
   Endpoint local_, remote_;
@@ -114,6 +129,7 @@ class TcpConn : public std::enable_shared_from_this<TcpConn> {
   bool in_callback_ = false;    // inside an lwIP callback for this pcb
   bool aborted_in_cb_ = false;  // abort() inside it: the callback must return ERR_ABRT
   bool deferred_ = false;
+  int dispatching_ = 0;      // handler invocations on the stack (DispatchScope)
   Status pending_error_;     // reported from the loop (pipe reset)
   size_t pipe_unacked_ = 0;  // bytes this pipe end wrote that the peer has not consumed
 };
