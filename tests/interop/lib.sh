@@ -633,3 +633,22 @@ stream_wait() {
 
 # uapi_get IFNAME: the raw UAPI get reply (including keys `wg` does not print).
 uapi_get() { "$PYTHON" "$PYHELPER" uapi-get "/var/run/wireguard/$1.sock"; }
+
+# setup_netstack_and_peer: the topology of the netstack tests. NS1 holds only the veth end where
+# an embedded node (no TUN; key $WORKDIR/node.key, UDP 10001, tunnel $TUN_NET4.1 / fd00::1) will
+# run; NS2 runs $THEIRS on IF2 (key $WORKDIR/peer.key, UDP 10002, tunnel .2) with the node as its
+# peer. Sets NS1 NS2 IF2 PUB_node PUB_peer.
+setup_netstack_and_peer() {
+  NS1="gh$LIB_TAG-1"
+  NS2="gh$LIB_TAG-2"
+  IF2="wg${LIB_TAG}b"
+  ns_create "$NS1"
+  ns_create "$NS2"
+  veth_link "$NS1" "$NS2" 1
+  gen_keys node
+  gen_keys peer
+  start_wg "$NS2" "$IF2" "$THEIRS"
+  wgn "$IF2" set "$IF2" private-key "$WORKDIR/peer.key" listen-port 10002 \
+    peer "$PUB_node" allowed-ips "$TUN_NET4.1/32,fd00::1/128" endpoint 10.231.1.1:10001
+  tun_up "$NS2" "$IF2" 2
+}

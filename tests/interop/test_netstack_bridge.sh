@@ -14,18 +14,7 @@ MB=${TRANSFER_MB:-100}
 [ -x "$GATEHOUSE_BIN" ] || die "gatehouse binary '$GATEHOUSE_BIN' not executable"
 command -v curl >/dev/null || die "missing curl"
 
-NS1="gh$LIB_TAG-1"
-NS2="gh$LIB_TAG-2"
-IF2="wg${LIB_TAG}b"
-ns_create "$NS1"
-ns_create "$NS2"
-veth_link "$NS1" "$NS2" 1
-gen_keys node
-gen_keys peer
-start_wg "$NS2" "$IF2" "$THEIRS"
-wgn "$IF2" set "$IF2" private-key "$WORKDIR/peer.key" listen-port 10002 \
-  peer "$PUB_node" allowed-ips "$TUN_NET4.1/32,fd00::1/128" endpoint 10.231.1.1:10001
-tun_up "$NS2" "$IF2" 2
+setup_netstack_and_peer  # NS1: the netstack node (no TUN); NS2: wireguard-go + kernel TCP
 
 section "start the netstack node"
 spawn "$NS1" "$WORKDIR/bridge.log" "$GATEHOUSE_BIN" bridge --key-file "$WORKDIR/node.key" \

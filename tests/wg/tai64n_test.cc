@@ -5,18 +5,12 @@
 
 #include <string>
 
+#include "tests/wg/test_util.h"
+
 namespace gatehouse::wg {
 namespace {
 
-std::string toHex(const Tai64n& t) {
-  static const char* kDigits = "0123456789abcdef";
-  std::string s;
-  for (uint8_t c : t) {
-    s += kDigits[c >> 4];
-    s += kDigits[c & 15];
-  }
-  return s;
-}
+using testing::toHex;
 
 constexpr int64_t kSecond = 1'000'000'000;
 

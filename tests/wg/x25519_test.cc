@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "tests/wg/test_util.h"
+
 namespace gatehouse::wg::crypto {
 namespace {
 
@@ -20,15 +22,7 @@ Key32 key(std::string_view hex) {
   return k;
 }
 
-std::string toHex(const Key32& k) {
-  static const char* kDigits = "0123456789abcdef";
-  std::string s;
-  for (uint8_t c : k) {
-    s += kDigits[c >> 4];
-    s += kDigits[c & 15];
-  }
-  return s;
-}
+using testing::toHex;
 
 TEST(X25519Test, Rfc7748Section52Vector1) {
   Key32 out;
