@@ -53,6 +53,7 @@
 #include "wg/loop_device.h"
 #include "wg/net/addr.h"
 #include "wg/netstack/netstack.h"
+#include "wg/receive_filter.h"
 #include "wg/status.h"
 
 namespace gatehouse::wg {
@@ -191,6 +192,10 @@ class Node {
                                            std::function<void(const Status&)> on_connected);
   Netstack* netstack() { return netstack_.get(); }
   Device* device() { return device_.get(); }
+  // Receive-side enforcement on decrypted packets before they reach the netstack, with replies
+  // to this node's own flows let through (wg/receive_filter.h). No policy (the default) = allow
+  // all; the control client sets one from each map.
+  ReceiveFilter& receiveFilter() { return receive_filter_; }
 
   // ---- fd API: any thread ----
   Result<std::shared_ptr<FdListener>> listenFd(uint16_t port);
@@ -226,6 +231,7 @@ class Node {
   std::unique_ptr<Device> device_;
   std::unique_ptr<Netstack> netstack_;
   std::unique_ptr<Glue> glue_;
+  ReceiveFilter receive_filter_;
   std::vector<FdBridge*> bridges_;
   std::vector<std::weak_ptr<FdListener>> fd_listeners_;
 };

@@ -144,6 +144,7 @@ void Node::Glue::drain() {
 
 void Node::Glue::fromNetstack(std::span<const uint8_t> packet) {
   if (stopped_) return;
+  if (node_.receive_filter_.hasPolicy()) node_.receive_filter_.noteOutbound(packet, systemNow());
   if (busy_) {
     to_device_.emplace_back(packet.begin(), packet.end());
     return;
@@ -158,7 +159,11 @@ void Node::Glue::fromNetstack(std::span<const uint8_t> packet) {
 }
 
 void Node::Glue::writeToTun(std::span<const uint8_t> ip_packet) {
-  if (!stopped_) to_netstack_.emplace_back(ip_packet.begin(), ip_packet.end());
+  if (stopped_) return;
+  if (node_.receive_filter_.hasPolicy() &&
+      !node_.receive_filter_.allowInbound(ip_packet, systemNow()))
+    return;  // denied by policy (counted in ReceiveFilter::denied())
+  to_netstack_.emplace_back(ip_packet.begin(), ip_packet.end());
 }
 
 void Node::Glue::sendToNetwork(const Endpoint& to, std::span<const uint8_t> datagram) {
