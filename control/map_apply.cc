@@ -103,4 +103,28 @@ std::shared_ptr<const wg::InboundPolicy> inboundPolicyFromMap(const NetworkMap& 
   return std::make_shared<FilterPolicy>(filterFromProto(map.filter));
 }
 
+wg::PeerSyncResult applyMapToNode(wg::Node& node, std::shared_ptr<const NetworkMap> map,
+                                  const MapApplyOptions& options) {
+  wg::PeerSyncResult r;
+  if (wg::Device* device = node.device()) {
+    // Peer changes emit nothing but the one keepalive when keepalive turns on (T10); that one
+    // is skipped here and the device timers send the next.
+    struct NoOutput final : wg::DeviceOutput {
+      void sendToNetwork(const wg::Endpoint&, std::span<const uint8_t>) override {}
+      void writeToTun(std::span<const uint8_t>) override {}
+    } none;
+    r = applyMap(*device, *map, wg::systemNow(), none, options);
+  }
+  node.receiveFilter().setPolicy(inboundPolicyFromMap(*map));
+  node.setIdentityEnricher([map](const wg::IpAddr& addr, wg::Identity& id) {
+    wg::Identity enriched = id;
+    if (identityFromMap(*map, addr, enriched)) {
+      enriched.endpoint = id.endpoint;
+      enriched.is_self = id.is_self;
+      id = std::move(enriched);
+    }
+  });
+  return r;
+}
+
 }  // namespace gatehouse::control

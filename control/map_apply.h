@@ -12,6 +12,8 @@
 //                       capabilities the peer holds on this node from the map's caps).
 //   inboundPolicyFromMap  the map's packet filter as the wg::InboundPolicy a ReceiveFilter
 //                       (wg/receive_filter.h) enforces on receive; deny by default.
+//   applyMapToNode      all of the above on a running wg::Node (loop thread only): peers,
+//                       receive policy, and a whoIs enricher holding the map.
 //
 // Pure and sans-I/O; call on the node loop.
 #pragma once
@@ -46,5 +48,9 @@ wg::PeerSyncResult applyMap(wg::Device& device, const NetworkMap& map, const wg:
 bool identityFromMap(const NetworkMap& map, const wg::IpAddr& addr, wg::Identity& identity);
 
 std::shared_ptr<const wg::InboundPolicy> inboundPolicyFromMap(const NetworkMap& map);
+
+// Loop thread only. `node` must be started. The enricher keeps `map` alive.
+wg::PeerSyncResult applyMapToNode(wg::Node& node, std::shared_ptr<const NetworkMap> map,
+                                  const MapApplyOptions& options = {});
 
 }  // namespace gatehouse::control

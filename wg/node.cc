@@ -280,6 +280,7 @@ Identity Node::identityFor(const IpAddr& addr, bool* found) {
     id.node_public_key = *device_->publicKey();
     for (const IpAddr& a : options_.addresses) id.allowed_ips.push_back({a, uint8_t(a.maxBits())});
     id.name = options_.hostname;
+    if (identity_enricher_) identity_enricher_(addr, id);
     return id;
   }
   auto* peer = static_cast<const Peer*>(device_->internals().allowed_ips.lookup(addr));
@@ -293,6 +294,7 @@ Identity Node::identityFor(const IpAddr& addr, bool* found) {
   for (const NodePeer& p : options_.peers) {
     if (p.public_key == info->public_key) id.name = p.name;
   }
+  if (identity_enricher_) identity_enricher_(addr, id);
   return id;
 }
 

@@ -196,6 +196,10 @@ class Node {
   // to this node's own flows let through (wg/receive_filter.h). No policy (the default) = allow
   // all; the control client sets one from each map.
   ReceiveFilter& receiveFilter() { return receive_filter_; }
+  // Adds what a peer's map entry knows (the (control) fields of Identity) to a whoIs answer the
+  // device found; the control client sets it from each map. Null = static config only.
+  using IdentityEnricher = std::function<void(const IpAddr&, Identity&)>;
+  void setIdentityEnricher(IdentityEnricher fn) { identity_enricher_ = std::move(fn); }
 
   // ---- fd API: any thread ----
   Result<std::shared_ptr<FdListener>> listenFd(uint16_t port);
@@ -232,6 +236,7 @@ class Node {
   std::unique_ptr<Netstack> netstack_;
   std::unique_ptr<Glue> glue_;
   ReceiveFilter receive_filter_;
+  IdentityEnricher identity_enricher_;
   std::vector<FdBridge*> bridges_;
   std::vector<std::weak_ptr<FdListener>> fd_listeners_;
 };
