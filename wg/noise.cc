@@ -26,6 +26,27 @@ bool mixDh(Key32& ck, Key32& k, const Key32& sk, const Key32& pk) {
   return ok;
 }
 
+// Message 2's key schedule up to its payload key, shared by both roles (reference §4):
+// e (mix hash and key), ee, se, psk. `ee_sk`/`ee_pk` and `se_sk`/`se_pk` are the two DH inputs as
+// seen from the caller's side. False on a zero DH result.
+bool mixMessage2(Key32& ck, Key32& h, Key32& k, const Key32& e_pub, const Key32& ee_sk,
+                 const Key32& ee_pk, const Key32& se_sk, const Key32& se_pk, const Key32& psk) {
+  Key32 ss, tau;
+  mixHash(h, view(e_pub));
+  mixKey(ck, view(e_pub));
+  bool ok = crypto::x25519(ss, ee_sk, ee_pk);
+  if (ok) mixKey(ck, view(ss));
+  ok = ok && crypto::x25519(ss, se_sk, se_pk);
+  if (ok) {
+    mixKey(ck, view(ss));
+    crypto::kdf3(ck, tau, k, ck, view(psk));
+    mixHash(h, view(tau));
+  }
+  crypto::wipe(ss);
+  crypto::wipe(tau);
+  return ok;
+}
+
 }  // namespace
 
 const Key32& initialChainKey() {
@@ -136,18 +157,12 @@ void acceptMessage1(Handshake& hs, const Message1Read& m) {
 
 bool writeMessage2(Handshake& hs, const Key32& ephemeral_priv, Bytes payload, uint8_t* body) {
   if (hs.state != Handshake::State::kInitiationConsumed) return false;
-  Key32 ck = hs.chain_key, h = hs.hash, tau, k, ss;
+  Key32 ck = hs.chain_key, h = hs.hash, k;
   Key32 e_pub = crypto::publicKey(ephemeral_priv);
   std::memcpy(body, e_pub.data(), 32);
-  mixHash(h, view(e_pub));
-  mixKey(ck, view(e_pub));
-  bool ok = crypto::x25519(ss, ephemeral_priv, hs.remote_ephemeral);
-  if (ok) mixKey(ck, view(ss));
-  ok = ok && crypto::x25519(ss, ephemeral_priv, hs.remote_static);
+  bool ok = mixMessage2(ck, h, k, e_pub, ephemeral_priv, hs.remote_ephemeral, ephemeral_priv,
+                        hs.remote_static, hs.preshared_key);
   if (ok) {
-    mixKey(ck, view(ss));
-    crypto::kdf3(ck, tau, k, ck, view(hs.preshared_key));
-    mixHash(h, view(tau));
     uint8_t* enc = body + 32;
     crypto::aeadSeal(enc, k, 0, payload, view(h));
     mixHash(h, view(enc, payload.size() + 16));
@@ -157,40 +172,28 @@ bool writeMessage2(Handshake& hs, const Key32& ephemeral_priv, Bytes payload, ui
     hs.state = Handshake::State::kResponseCreated;
   }
   crypto::wipe(ck);
-  crypto::wipe(tau);
   crypto::wipe(k);
-  crypto::wipe(ss);
   return ok;
 }
 
 bool readMessage2(Handshake& hs, const LocalStatic& local, const uint8_t* body, size_t payload_len,
                   uint8_t* payload_out) {
   if (hs.state != Handshake::State::kInitiationCreated) return false;
-  Key32 ck = hs.chain_key, h = hs.hash, tau, k, ss, e_remote;
+  Key32 ck = hs.chain_key, h = hs.hash, k, e_remote;
   std::memcpy(e_remote.data(), body, 32);
-  mixHash(h, view(e_remote));
-  mixKey(ck, view(e_remote));
-  bool ok = crypto::x25519(ss, hs.local_ephemeral, e_remote);
-  if (ok) mixKey(ck, view(ss));
-  ok = ok && crypto::x25519(ss, local.priv, e_remote);
+  const uint8_t* enc = body + 32;
+  bool ok = mixMessage2(ck, h, k, e_remote, hs.local_ephemeral, e_remote, local.priv, e_remote,
+                        hs.preshared_key) &&
+            crypto::aeadOpen(payload_out, k, 0, view(enc, payload_len + 16), view(h));
   if (ok) {
-    mixKey(ck, view(ss));
-    crypto::kdf3(ck, tau, k, ck, view(hs.preshared_key));
-    mixHash(h, view(tau));
-    const uint8_t* enc = body + 32;
-    ok = crypto::aeadOpen(payload_out, k, 0, view(enc, payload_len + 16), view(h));
-    if (ok) {
-      mixHash(h, view(enc, payload_len + 16));
-      hs.chain_key = ck;
-      hs.hash = h;
-      hs.remote_ephemeral = e_remote;
-      hs.state = Handshake::State::kResponseConsumed;
-    }
+    mixHash(h, view(enc, payload_len + 16));
+    hs.chain_key = ck;
+    hs.hash = h;
+    hs.remote_ephemeral = e_remote;
+    hs.state = Handshake::State::kResponseConsumed;
   }
   crypto::wipe(ck);
-  crypto::wipe(tau);
   crypto::wipe(k);
-  crypto::wipe(ss);
   return ok;
 }
 
