@@ -84,7 +84,7 @@ struct PeerInfo {
   PeerStats stats;
 };
 
-class Peer;  // wg/peer.h; opaque to device users.
+struct Peer;  // wg/device_impl.h; opaque to device users.
 
 struct DeviceOptions {
   size_t mtu = 1420;  // padding never exceeds it (D2)
