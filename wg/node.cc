@@ -231,6 +231,7 @@ void Node::closeOnLoop() {
       l->node_ = nullptr;
     }
   }
+  failPings();
   for (FdBridge* b : std::vector<FdBridge*>(bridges_)) b->abort();
   bridges_.clear();
   if (netstack_) netstack_->close();
@@ -335,9 +336,10 @@ Result<std::shared_ptr<UdpSocket>> Node::listenUdp(uint16_t port) {
 Result<std::shared_ptr<TcpConn>> Node::dialTcp(const std::string& address, int64_t timeout_ms,
                                                std::function<void(const Status&)> on_connected) {
   if (!netstack_ || closed_) return Status(EBADF, "dial: node is not running");
-  auto to = Endpoint::parse(address);
+  auto to = resolveDial(address);
   if (!to || to->port == 0) {
-    return Status(EINVAL, "dial: bad address '" + address + "' (want ip:port or [ip6]:port)");
+    return Status(EINVAL, "dial: bad address '" + address +
+                              "' (want ip:port, [ip6]:port, or host:port for a peer's name)");
   }
   if (!netstack_->isLocal(to->addr) &&
       device_->internals().allowed_ips.lookup(to->addr) == nullptr) {

@@ -201,6 +201,23 @@ class Node {
   using IdentityEnricher = std::function<void(const IpAddr&, Identity&)>;
   void setIdentityEnricher(IdentityEnricher fn) { identity_enricher_ = std::move(fn); }
 
+  // Resolves the host part of a dial address that is not an IP literal ("ai" in "ai:80") to a
+  // tunnel address; the control client sets it from each map. Null = IP literals only. Loop
+  // thread only.
+  using NameResolver = std::function<std::optional<IpAddr>(const std::string& host)>;
+  void setNameResolver(NameResolver fn) { name_resolver_ = std::move(fn); }
+
+  // ICMP echo through the tunnel (netstack mode has no kernel interface to ping from). `done`
+  // fires once on the loop with the round-trip time in nanoseconds, or ETIMEDOUT, EHOSTUNREACH
+  // (no peer routes `dst`), EAFNOSUPPORT (no node address of that family). Loop thread only.
+  using PingFn = std::function<void(const Result<int64_t>&)>;
+  void ping(const IpAddr& dst, int64_t timeout_ms, PingFn done);
+  // Blocking form for other threads (EDEADLK on the loop thread).
+  Result<int64_t> pingWait(const IpAddr& dst, int64_t timeout_ms);
+
+  // A snapshot of the device's peers (keys, endpoints, allowed IPs, handshake, bytes). Any thread.
+  Result<std::vector<PeerInfo>> peers();
+
   // ---- fd API: any thread ----
   Result<std::shared_ptr<FdListener>> listenFd(uint16_t port);
   Result<FdConn> dialFd(const std::string& address, int64_t timeout_ms = kDefaultDialTimeoutMs);
@@ -237,6 +254,19 @@ class Node {
   std::unique_ptr<Glue> glue_;
   ReceiveFilter receive_filter_;
   IdentityEnricher identity_enricher_;
+  NameResolver name_resolver_;
+  struct PendingPing {
+    IpAddr dst;
+    int64_t sent_mono_ns = 0;
+    PingFn done;
+    uv_timer_t* timer = nullptr;  // freed in its close callback
+  };
+  std::map<uint16_t, std::unique_ptr<PendingPing>> pings_;  // by sequence number
+  uint16_t ping_id_ = 0;
+  uint16_t ping_seq_ = 0;
+  bool consumePingReply(std::span<const uint8_t> ip_packet);
+  void failPings();
+  std::optional<Endpoint> resolveDial(const std::string& address) const;
   std::vector<FdBridge*> bridges_;
   std::vector<std::weak_ptr<FdListener>> fd_listeners_;
 };

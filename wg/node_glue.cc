@@ -160,6 +160,7 @@ void Node::Glue::fromNetstack(std::span<const uint8_t> packet) {
 
 void Node::Glue::writeToTun(std::span<const uint8_t> ip_packet) {
   if (stopped_) return;
+  if (node_.consumePingReply(ip_packet)) return;
   if (node_.receive_filter_.hasPolicy() &&
       !node_.receive_filter_.allowInbound(ip_packet, systemNow()))
     return;  // denied by policy (counted in ReceiveFilter::denied())
