@@ -22,8 +22,11 @@ done
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 
+# The official provider SDKs the gateway tests drive (pinned in tests/gateway/package-lock.json).
+gateway_sdks() { [ -d "$(dirname "$0")/../tests/gateway/node_modules" ] || npm ci --prefix "$(dirname "$0")/../tests/gateway" --no-audit --no-fund; }
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PACKAGES[@]} packages present"
+  gateway_sdks
   exit 0
 fi
 
@@ -35,3 +38,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+gateway_sdks
