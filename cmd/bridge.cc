@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "cmd/commands.h"
+#include "cmd/forward.h"
 #include "wg/node.h"
 #include "wg/uapi.h"
 
@@ -51,21 +52,6 @@ struct Args {
 };
 
 void say(const std::string& msg) { std::fprintf(stderr, "bridge: %s\n", msg.c_str()); }
-
-Status readKeyFile(const std::string& path, wg::Key32* out) {
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) return Status::fromErrno(errno, "key file " + path);
-  if ((st.st_mode & 077) != 0) {
-    return Status(EPERM, "key file " + path + " is readable by others; run: chmod 600 " + path);
-  }
-  std::ifstream in(path);
-  std::string text;
-  in >> text;
-  auto k = wg::keyFromBase64(text);
-  if (!k) return Status(EINVAL, "key file " + path + ": not a base64 key (as `wg genkey` prints)");
-  *out = *k;
-  return Status::ok();
-}
 
 Status parsePeer(const std::string& spec, wg::NodePeer* p) {
   std::vector<std::string> f;
@@ -106,128 +92,6 @@ Status parsePeer(const std::string& spec, wg::NodePeer* p) {
   return Status::ok();
 }
 
-// The built-in "whoami" target: one HTTP/1.x response naming the caller, from whoIs.
-void serveWhoami(wg::Node& node, std::shared_ptr<wg::TcpConn> c) {
-  auto req = std::make_shared<std::string>();
-  wg::TcpConn* raw = c.get();
-  c->setHandlers({.on_data =
-                      [&node, raw, req](std::span<const uint8_t> d) {
-                        if (req->size() > 16384) {
-                          raw->abort();
-                          return size_t{0};
-                        }
-                        req->append(d.begin(), d.end());
-                        if (req->find("\r\n\r\n") == std::string::npos) return d.size();
-                        auto who = node.whoIs(raw->remoteEndpoint().addr);
-                        std::string body =
-                            who.isOk() ? "peer=" + wg::keyToBase64(who->node_public_key) +
-                                             " name=" + who->name +
-                                             " addr=" + raw->remoteEndpoint().addr.toString() + "\n"
-                                       : "unknown: " + who.status().message() + "\n";
-                        std::string resp =
-                            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                            "Connection: close\r\nContent-Length: " +
-                            std::to_string(body.size()) + "\r\n\r\n" + body;
-                        raw->write({reinterpret_cast<const uint8_t*>(resp.data()), resp.size()});
-                        raw->close();
-                        return d.size();
-                      },
-                  .on_error = [c](const Status&) mutable { c.reset(); }});
-}
-
-int connectLocal(const Endpoint& to) {
-  sockaddr_storage ss;
-  socklen_t len = to.toSockaddr(&ss);
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// Local listener → mesh dial, one accept thread.
-Status startForward(wg::Node& node, const Endpoint& listen, const std::string& to) {
-  sockaddr_storage ss;
-  socklen_t len = listen.toSockaddr(&ss);
-  int lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (lfd < 0 || bind(lfd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(lfd, 512) != 0) {
-    return Status::fromErrno(errno, "listen on " + listen.toString());
-  }
-  std::thread([&node, lfd, to] {
-    for (;;) {
-      int fd = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) {
-        if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE) continue;
-        return;
-      }
-      node.post([&node, fd, to] {
-        auto holder = std::make_shared<std::shared_ptr<wg::TcpConn>>();
-        auto r = node.dialTcp(to, wg::Node::kDefaultDialTimeoutMs,
-                              [&node, fd, holder](const Status& st) {
-                                auto conn = std::move(*holder);
-                                if (!st || !conn) {
-                                  say(st.message());
-                                  linger lg{1, 0};  // the local client sees the failure as RST
-                                  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-                                  ::close(fd);
-                                  return;
-                                }
-                                node.bridge(conn, fd);
-                              });
-        if (!r) {
-          say(r.status().message());
-          ::close(fd);
-          return;
-        }
-        *holder = r.value();
-      });
-    }
-  }).detach();
-  return Status::ok();
-}
-
-// Mesh listener → local connect (or whoami).
-Status startReverse(wg::Node& node, const Endpoint& listen, const std::string& to) {
-  std::optional<Endpoint> target;
-  if (to != "whoami") {
-    target = Endpoint::parse(to);
-    if (!target) return Status(EINVAL, "--to '" + to + "': want ip:port, [ip6]:port or whoami");
-  }
-  Status st = Status::ok();
-  std::promise<void> done;
-  node.post([&] {
-    auto r = node.listenTcp(listen.port, [&node, target](std::shared_ptr<wg::TcpConn> c) {
-      if (!target) {
-        serveWhoami(node, std::move(c));
-        return;
-      }
-      // connect() may block; do it off the loop and come back to bridge.
-      std::thread([&node, c, t = *target] {
-        int fd = connectLocal(t);
-        node.post([&node, c, fd] {
-          if (fd < 0) {
-            c->abort();
-          } else {
-            node.bridge(c, fd);
-          }
-        });
-      }).detach();
-    });
-    if (!r) st = r.status();
-    if (r) {
-      static std::vector<std::shared_ptr<wg::TcpListener>> keep;
-      keep.push_back(r.value());
-    }
-    done.set_value();
-  });
-  done.get_future().wait();
-  return st;
-}
-
 int runBridge(const Args& a) {
   if (a.listens.size() != a.tos.size() || a.listens.empty()) {
     say("give --listen and --to in pairs (at least one pair)");
@@ -265,12 +129,7 @@ int runBridge(const Args& a) {
     o.peers.push_back(p);
   }
   // Block the signals in every thread; the main thread waits for them.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  sigset_t sigs = blockTermSignals();
 
   wg::Node node(o);
   if (Status st = node.start(); !st) {
@@ -286,8 +145,8 @@ int runBridge(const Args& a) {
     }
     bool mesh_side =
         std::find(o.addresses.begin(), o.addresses.end(), listen->addr) != o.addresses.end();
-    Status st =
-        mesh_side ? startReverse(node, *listen, a.tos[i]) : startForward(node, *listen, a.tos[i]);
+    Status st = mesh_side ? startReverse(node, *listen, a.tos[i])
+                          : startForward(node, *listen, a.tos[i], say);
     if (!st) {
       say(st.message());
       return 1;

@@ -10,6 +10,9 @@ void registerWireguard(CLI::App& app);
 void registerAdmin(CLI::App& app);
 void registerBridge(CLI::App& app);
 void registerControl(CLI::App& app);
+void registerUp(CLI::App& app);
+// `status`, `whois`, `ping` (cmd/node_cli.cc).
+void registerNodeCli(CLI::App& app);
 // `admin users|keys|nodes|status` and `admin policy set|get|reload` (cmd/admin_server.cc).
 void registerAdminServerCommands(CLI::App* admin, CLI::App* policy);
 

@@ -11,6 +11,8 @@ int main(int argc, char** argv) {
   gatehouse::cmd::registerAdmin(app);
   gatehouse::cmd::registerBridge(app);
   gatehouse::cmd::registerControl(app);
+  gatehouse::cmd::registerUp(app);
+  gatehouse::cmd::registerNodeCli(app);
   CLI11_PARSE(app, argc, argv);
   return gatehouse::cmd::exitCode();
 }
