@@ -4,6 +4,10 @@ namespace gatehouse::wg {
 namespace {
 
 bool hasPorts(uint8_t proto) { return proto == 6 || proto == 17 || proto == 132; }
+bool isIcmp(uint8_t proto, uint8_t version) {
+  return (version == 4 && proto == 1) || (version == 6 && proto == 58);
+}
+constexpr uint16_t kIcmpOther = 0xffff;
 
 }  // namespace
 
@@ -35,6 +39,16 @@ std::optional<PacketFlow> parseFlow(std::span<const uint8_t> p) {
     if (p.size() < l4 + 4) return std::nullopt;
     f.src_port = static_cast<uint16_t>(p[l4] << 8 | p[l4 + 1]);
     f.dst_port = static_cast<uint16_t>(p[l4 + 2] << 8 | p[l4 + 3]);
+  } else if (isIcmp(f.proto, version) && first_fragment) {
+    // Echo is the only ICMP exchange tracked: a request is (id → 0), its reply (0 → id), so the
+    // reply is the request's reverse. Every other type gets kIcmpOther and is never tracked.
+    if (p.size() < l4 + 8) return std::nullopt;
+    uint8_t type = p[l4];
+    uint16_t id = static_cast<uint16_t>(p[l4 + 4] << 8 | p[l4 + 5]);
+    bool request = type == (version == 4 ? 8 : 128);
+    bool reply = type == (version == 4 ? 0 : 129);
+    f.src_port = request ? id : reply ? 0 : kIcmpOther;
+    f.dst_port = request ? 0 : reply ? id : kIcmpOther;
   }
   return f;
 }
@@ -43,6 +57,10 @@ void ReceiveFilter::noteOutbound(std::span<const uint8_t> packet, const Now& now
   if (!policy_) return;  // nothing to enforce, nothing to track
   std::optional<PacketFlow> f = parseFlow(packet);
   if (!f) return;
+  // Only echo requests open an ICMP flow: our echo replies and errors must not let the peer in.
+  if (isIcmp(f->proto, f->src.isV4() ? 4 : 6) && (f->dst_port != 0 || f->src_port == kIcmpOther)) {
+    return;
+  }
   auto [it, inserted] = flows_.try_emplace(*f, now.mono_ns);
   it->second = now.mono_ns;
   if (inserted && flows_.size() > options_.max_flows) evictOldest();

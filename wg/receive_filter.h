@@ -9,10 +9,12 @@
 //
 // An inbound packet passes when it is a reply to a flow this node opened (same protocol, the
 // addresses and ports swapped, seen outbound within the idle timeout), or when the policy allows
-// its (source, protocol, destination port). No policy set = allow everything (static-peer
-// nodes); a policy that allows nothing = deny everything except replies. Packets that cannot be
-// parsed are denied while a policy is set. Non-first IPv4 fragments and IPv6 extension headers
-// are evaluated with port 0. The flow table is bounded (oldest flows evicted first).
+// its (source, protocol, destination port). ICMP is tracked for echo only: an echo request this
+// node sent lets in the echo reply with the same identifier, nothing else. No policy set = allow
+// everything (static-peer nodes); a policy that allows nothing = deny everything except replies.
+// Packets that cannot be parsed are denied while a policy is set. Non-first IPv4 fragments and IPv6
+// extension headers are evaluated with port 0. The flow table is bounded (oldest flows evicted
+// first).
 //
 // Sans-I/O, single thread (the node loop).
 #pragma once

@@ -124,3 +124,39 @@ TEST(ReceiveFilter, Ipv6AndParse) {
 
 }  // namespace
 }  // namespace gatehouse::wg
+
+namespace gatehouse::wg {
+namespace {
+
+// ICMP echo (type, id) in the packet's port bytes: v4() writes sport at l4+0 and dport at l4+2,
+// so build the ICMP header by hand.
+std::vector<uint8_t> icmp4(const char* src, const char* dst, uint8_t type, uint16_t id) {
+  auto p = v4(src, dst, 1, 0, 0);
+  p[20] = type;
+  p[24] = id >> 8;
+  p[25] = id & 0xff;
+  return p;
+}
+
+TEST(ReceiveFilter, IcmpEchoReplyPassesOnlyForOurRequest) {
+  ReceiveFilter f;
+  f.setPolicy(std::make_shared<Web>());
+  const char* me = "100.64.0.1";
+  const char* peer = "100.64.0.3";
+  // Their request is not allowed by the policy.
+  EXPECT_FALSE(f.allowInbound(icmp4(peer, me, 8, 7), at(1)));
+  // We ping them: the reply with our id passes, another id does not.
+  f.noteOutbound(icmp4(me, peer, 8, 42), at(2));
+  EXPECT_TRUE(f.allowInbound(icmp4(peer, me, 0, 42), at(2)));
+  EXPECT_FALSE(f.allowInbound(icmp4(peer, me, 0, 43), at(2)));
+  // …and our request does not open the door for their requests.
+  EXPECT_FALSE(f.allowInbound(icmp4(peer, me, 8, 42), at(2)));
+  // Our echo replies (to someone else's request) and ICMP errors track nothing.
+  f.noteOutbound(icmp4(me, peer, 0, 9), at(3));
+  f.noteOutbound(icmp4(me, peer, 3, 0), at(3));
+  EXPECT_FALSE(f.allowInbound(icmp4(peer, me, 8, 9), at(3)));
+  EXPECT_EQ(f.flowCount(), 1u);
+}
+
+}  // namespace
+}  // namespace gatehouse::wg
