@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   gatehouse::cmd::registerBridge(app);
   gatehouse::cmd::registerControl(app);
   gatehouse::cmd::registerUp(app);
+  gatehouse::cmd::registerGateway(app);
   gatehouse::cmd::registerNodeCli(app);
   CLI11_PARSE(app, argc, argv);
   return gatehouse::cmd::exitCode();

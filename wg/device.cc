@@ -206,6 +206,14 @@ bool Device::setPersistentKeepalive(const Key32& pk, uint16_t seconds, const Now
   return true;
 }
 
+bool Device::sendKeepalive(const Key32& pk, const Now& now, DeviceOutput& out) {
+  Impl& d = *impl_;
+  Peer* p = d.findPeer(pk);
+  if (!p || !p->endpoint || !d.has_key) return false;
+  d.sendKeepalive(*p, now, out);
+  return true;
+}
+
 bool Device::addAllowedIp(const Key32& pk, const IpPrefix& prefix) {
   Peer* p = impl_->findPeer(pk);
   if (!p) return false;

@@ -118,6 +118,10 @@ class Device {
   bool setEndpoint(const Key32& pk, const Endpoint& ep);
   // Turning it on (0 → N) sends one keepalive at once (T10); pass the output for that.
   bool setPersistentKeepalive(const Key32& pk, uint16_t seconds, const Now& now, DeviceOutput& out);
+  // Sends a keepalive now, which starts a handshake when there is no session. A node restarted
+  // with its old key uses it so peers holding a dead session re-handshake at once instead of
+  // after their rekey timers (~15 s). False if the peer does not exist or has no endpoint.
+  bool sendKeepalive(const Key32& pk, const Now& now, DeviceOutput& out);
   bool addAllowedIp(const Key32& pk, const IpPrefix& prefix);
   bool removeAllowedIp(const Key32& pk, const IpPrefix& prefix);
   bool clearAllowedIps(const Key32& pk);

@@ -215,6 +215,10 @@ class Node {
   // Blocking form for other threads (EDEADLK on the loop thread).
   Result<int64_t> pingWait(const IpAddr& dst, int64_t timeout_ms);
 
+  // Sends a keepalive to every peer with an endpoint (Device::sendKeepalive): after a restart,
+  // sessions come back at once. Loop thread only.
+  void greetPeers();
+
   // A snapshot of the device's peers (keys, endpoints, allowed IPs, handshake, bytes). Any thread.
   Result<std::vector<PeerInfo>> peers();
 

@@ -98,6 +98,14 @@ Result<int64_t> Node::pingWait(const IpAddr& dst, int64_t timeout_ms) {
   return fut.get();
 }
 
+void Node::greetPeers() {
+  if (!device_ || closed_) return;
+  glue_->run([&] {
+    Now now = systemNow();
+    for (const Key32& pk : device_->peerKeys()) device_->sendKeepalive(pk, now, *glue_);
+  });
+}
+
 Result<std::vector<PeerInfo>> Node::peers() {
   std::vector<PeerInfo> out;
   Status st = runOnLoop([&] {

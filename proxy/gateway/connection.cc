@@ -1,0 +1,362 @@
+#include "proxy/gateway/connection.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "proxy/config/credentials.h"
+#include "proxy/gateway/admin_api.h"
+#include "proxy/gateway/models.h"
+
+namespace gatehouse::proxy {
+namespace {
+
+struct WriteReq {
+  uv_write_t req;
+  std::string data;
+  Gateway::Connection* conn;
+  std::shared_ptr<bool> alive;
+};
+
+std::vector<HeaderRef> headerRefs(const http::HeaderList& headers) {
+  std::vector<HeaderRef> refs;
+  refs.reserve(headers.size());
+  for (const http::Header& h : headers) refs.push_back({h.name, h.value});
+  return refs;
+}
+
+}  // namespace
+
+Gateway::Connection::Connection(Gateway& gw, std::optional<wg::Identity> identity,
+                                std::string remote)
+    : gw_(gw),
+      identity_(std::move(identity)),
+      remote_(std::move(remote)),
+      parser_(http::RequestParser::Options{.maxHeaderBytes = gw.options().max_header_bytes,
+                                           .maxBodyBytes = gw.options().max_body_bytes,
+                                           .stopAfterMessage = true}) {
+  tcp_ = new uv_tcp_t;
+  uv_tcp_init(gw_.loop(), tcp_);
+  tcp_->data = this;
+  timer_ = new uv_timer_t;
+  uv_timer_init(gw_.loop(), timer_);
+  timer_->data = this;
+}
+
+Status Gateway::Connection::open(int fd) {
+  int rc = uv_tcp_open(tcp_, fd);
+  if (rc != 0) return Status(-rc, std::string("adopt client socket: ") + uv_strerror(rc));
+  uv_tcp_nodelay(tcp_, 1);
+  return Status::ok();
+}
+
+void Gateway::Connection::startReading() {
+  armTimer(gw_.options().idle_timeout_ms);
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(tcp_),
+      [](uv_handle_t*, size_t suggested, uv_buf_t* buf) {
+        buf->base = new char[65536];
+        buf->len = 65536;
+      },
+      [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+        auto* c = static_cast<Connection*>(s->data);
+        c->onRead(n, buf);
+        delete[] buf->base;
+      });
+}
+
+void Gateway::Connection::armTimer(int64_t ms) {
+  if (closing_) return;
+  uv_timer_start(
+      timer_, [](uv_timer_t* t) { static_cast<Connection*>(t->data)->onTimer(); },
+      static_cast<uint64_t>(ms), 0);
+}
+
+void Gateway::Connection::onTimer() {
+  if (exchange_) return;  // the upstream's read timeout governs a running exchange
+  if (have_head_ || !parser_.idle()) {
+    // A request started but did not finish in time (slowloris): 408 and close.
+    GatewayError e = GatewayError::invalidRequest("request not received in time");
+    e.status = 408;
+    respondError(ApiShape::kOpenAI, e, true);
+    return;
+  }
+  abort();  // idle keep-alive connection
+}
+
+void Gateway::Connection::onRead(ssize_t n, const uv_buf_t* buf) {
+  if (closing_) return;
+  if (n < 0) {
+    if (exchange_) {
+      auto ex = std::move(exchange_);
+      ex->clientGone();
+    }
+    abort();
+    return;
+  }
+  if (n == 0) return;
+  in_.append(buf->base, static_cast<size_t>(n));
+  if (!busy_) {
+    if (!have_head_ && parser_.idle()) armTimer(gw_.options().request_read_timeout_ms);
+    process();
+  } else if (in_.size() > gw_.options().max_header_bytes + gw_.options().max_body_bytes) {
+    abort();  // a client pipelining without reading answers: cut it off
+  }
+}
+
+void Gateway::Connection::process() {
+  while (!busy_ && !closing_ && !in_.empty()) {
+    auto r = parser_.feed(std::span<const char>(in_.data(), in_.size()));
+    for (auto& ev : r.events) {
+      if (auto* h = std::get_if<http::RequestHead>(&ev)) {
+        have_head_ = true;
+        head_ = std::move(*h);
+        body_.clear();
+        request_start_ms_ = gw_.nowMs();
+        ++gw_.mutableCounters().requests;
+        if (head_.expectContinue && !head_.upgrade) write("HTTP/1.1 100 Continue\r\n\r\n");
+      } else if (auto* b = std::get_if<http::BodyChunk>(&ev)) {
+        body_.append(b->data);
+      } else if (std::get_if<http::MessageEnd>(&ev)) {
+        in_.erase(0, r.consumed);
+        r.consumed = 0;
+        handleRequest();
+        break;
+      }
+    }
+    if (r.consumed > 0) in_.erase(0, r.consumed);
+    if (r.stop == http::StopReason::Upgrade) {
+      // Only the WebSocket upgrade on /v1/responses is expected (Codex); handleRequest answered
+      // it with 426 and the connection closes, so the bytes after the head are dropped.
+      if (!busy_) handleRequest();
+      in_.clear();
+      return;
+    }
+    if (r.stop == http::StopReason::Error && r.error) {
+      ++gw_.mutableCounters().client_errors;
+      ApiShape shape = ApiShape::kOpenAI;
+      if (have_head_) shape = shapeFromHeaders(headerRefs(head_.headers));
+      GatewayError e = GatewayError::invalidRequest(r.error->message);
+      e.status = r.error->httpStatus();
+      if (e.status == 413) e = GatewayError::requestTooLarge(r.error->message);
+      if (e.status == 431) e.message = "request headers too large: " + r.error->message;
+      respondError(shape, e, true);
+      return;
+    }
+    if (r.stop == http::StopReason::NeedMore) return;
+  }
+}
+
+void Gateway::Connection::handleRequest() {
+  busy_ = true;
+  uv_timer_stop(timer_);
+  std::vector<HeaderRef> refs = headerRefs(head_.headers);
+  Route route = routeRequest(head_.method, head_.target, refs);
+  if (head_.upgrade && route.kind != RouteKind::kResponsesWebSocket) {
+    respondError(route.shape, GatewayError::invalidRequest("protocol upgrades are not supported"),
+                 true);
+    return;
+  }
+  if (auto err = routeError(route, head_.method)) {
+    ++gw_.mutableCounters().client_errors;
+    respondError(route.shape, *err, route.kind == RouteKind::kResponsesWebSocket);
+    return;
+  }
+  if (!identity_) {
+    ++gw_.mutableCounters().denied;
+    respondError(route.shape, GatewayError::permission("unknown peer " + remote_ +
+                                                       ": not in this gateway's network map"));
+    return;
+  }
+  if (route.kind == RouteKind::kModels) return handleModels(route);
+  if (route.kind == RouteKind::kAdmin) return handleAdmin(route);
+  const Shared& sh = gw_.shared();
+  ModelRequest model;
+  if (auto err = parseModelRequest(body_, &model)) {
+    ++gw_.mutableCounters().client_errors;
+    respondError(route.shape, *err);
+    return;
+  }
+  const ProviderConfig* provider = nullptr;
+  if (auto err = selectProvider(*sh.config, route.kind, model.model, &provider)) {
+    ++gw_.mutableCounters().client_errors;
+    respondError(route.shape, *err);
+    return;
+  }
+  Decision d = sh.grants->checkModel(*identity_, provider->id, model.model);
+  if (!d.allowed) {
+    ++gw_.mutableCounters().denied;
+    respondError(route.shape, GatewayError::permission(d.reason));
+    return;
+  }
+  ++gw_.mutableCounters().forwarded;
+  exchange_ =
+      std::make_unique<Exchange>(*this, std::move(head_), std::move(body_), route, std::move(model),
+                                 *provider, newRequestId(), request_start_ms_);
+  have_head_ = false;
+  exchange_->start();
+}
+
+void Gateway::Connection::handleModels(const Route& route) {
+  const Shared& sh = gw_.shared();
+  std::vector<std::string> models = sh.grants->grantedModels(*identity_, sh.config->providers);
+  std::string body = modelsBody(route.shape, models, *sh.config);
+  http::HeaderList h{{"content-type", "application/json"}};
+  respond(200, std::move(h), std::move(body));
+}
+
+void Gateway::Connection::handleAdmin(const Route& route) {
+  const Shared& sh = gw_.shared();
+  Decision d = sh.grants->checkAdmin(*identity_);
+  if (!d.allowed) {
+    ++gw_.mutableCounters().denied;
+    respondError(route.shape, GatewayError::permission(d.reason));
+    return;
+  }
+  AdminResponse r = handleAdminRequest(gw_.options().reader, head_.method, head_.target);
+  http::HeaderList h{{"content-type", "application/json"}};
+  respond(r.status, std::move(h), std::move(r.body));
+}
+
+bool Gateway::Connection::write(std::string bytes) {
+  if (closing_ || bytes.empty()) return !closing_;
+  auto* w = new WriteReq{{}, std::move(bytes), this, alive_};
+  queued_bytes_ += w->data.size();
+  uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(tcp_), &buf, 1,
+                    [](uv_write_t* req, int status) {
+                      auto* w = reinterpret_cast<WriteReq*>(req);
+                      if (*w->alive) {
+                        Connection* c = w->conn;
+                        c->queued_bytes_ -= w->data.size();
+                        if (status < 0) {
+                          if (c->exchange_) {
+                            auto ex = std::move(c->exchange_);
+                            ex->clientGone();
+                          }
+                          c->abort();
+                        } else if (c->queued_bytes_ == 0) {
+                          c->onDrained();
+                        }
+                      }
+                      delete w;
+                    });
+  if (rc != 0) {
+    queued_bytes_ -= w->data.size();
+    delete w;
+    return false;
+  }
+  return true;
+}
+
+void Gateway::Connection::onDrained() {
+  if (close_after_write_) {
+    abort();
+    return;
+  }
+  if (exchange_) exchange_->clientDrained();
+}
+
+void Gateway::Connection::respond(int status, http::HeaderList headers, std::string body,
+                                  bool close_after) {
+  headers.set("content-length", std::to_string(body.size()));
+  if (close_after || !head_.keepAlive) headers.set("connection", "close");
+  auto head = http::serializeResponseHead(status, "", headers);
+  std::string out = head ? std::move(head.value()) : "HTTP/1.1 500 Internal Server Error\r\n\r\n";
+  out += body;
+  write(std::move(out));
+  finishRequest(close_after || !head_.keepAlive);
+}
+
+void Gateway::Connection::respondError(ApiShape shape, const GatewayError& error,
+                                       bool close_after) {
+  ErrorResponse r = errorResponse(shape, error);
+  http::HeaderList h;
+  h.add("content-type", r.content_type);
+  for (auto& [n, v] : r.headers) {
+    if (http::equalsIgnoreCase(n, "connection")) continue;
+    h.add(n, v);
+  }
+  busy_ = true;
+  respond(r.status, std::move(h), std::move(r.body), close_after);
+}
+
+void Gateway::Connection::exchangeDone(bool close_after) {
+  dropExchange();
+  finishRequest(close_after);
+}
+
+void Gateway::Connection::dropExchange() {
+  // Destroyed later: we may be inside one of the exchange's callbacks.
+  if (exchange_) {
+    Exchange* ex = exchange_.release();
+    uv_timer_t* t = new uv_timer_t;
+    uv_timer_init(gw_.loop(), t);
+    t->data = ex;
+    uv_timer_start(
+        t,
+        [](uv_timer_t* t) {
+          delete static_cast<Exchange*>(t->data);
+          uv_close(reinterpret_cast<uv_handle_t*>(t),
+                   [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+        },
+        0, 0);
+  }
+}
+
+void Gateway::Connection::finishRequest(bool close_after) {
+  have_head_ = false;
+  body_.clear();
+  if (close_after) {
+    close_after_write_ = true;
+    if (queued_bytes_ == 0) abort();
+    return;
+  }
+  busy_ = false;
+  armTimer(gw_.options().idle_timeout_ms);
+  // A pipelined request may already be waiting; parse it outside the current callback stack.
+  if (!in_.empty()) {
+    auto alive = alive_;
+    uv_timer_t* t = new uv_timer_t;
+    uv_timer_init(gw_.loop(), t);
+    struct Ctx {
+      Connection* c;
+      std::shared_ptr<bool> alive;
+    };
+    t->data = new Ctx{this, alive};
+    uv_timer_start(
+        t,
+        [](uv_timer_t* t) {
+          auto* ctx = static_cast<Ctx*>(t->data);
+          if (*ctx->alive && !ctx->c->busy_ && !ctx->c->closing_) ctx->c->process();
+          delete ctx;
+          uv_close(reinterpret_cast<uv_handle_t*>(t),
+                   [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+        },
+        0, 0);
+  }
+}
+
+void Gateway::Connection::abort() {
+  if (closing_) return;
+  closing_ = true;
+  if (exchange_) {
+    auto ex = std::move(exchange_);
+    ex->clientGone();
+  }
+  closeHandle();
+}
+
+void Gateway::Connection::closeHandle() {
+  *alive_ = false;
+  gw_.forget(this);
+  uv_timer_stop(timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(timer_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  uv_close(reinterpret_cast<uv_handle_t*>(tcp_), [](uv_handle_t* h) {
+    auto* c = static_cast<Connection*>(h->data);
+    delete reinterpret_cast<uv_tcp_t*>(h);
+    delete c;
+  });
+}
+
+}  // namespace gatehouse::proxy

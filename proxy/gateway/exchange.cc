@@ -1,0 +1,386 @@
+// Exchange: one request proxied to a provider (see connection.h).
+#include <algorithm>
+
+#include "proxy/config/credentials.h"
+#include "proxy/gateway/connection.h"
+#include "proxy/upstream/target.h"
+
+namespace gatehouse::proxy {
+namespace {
+
+constexpr size_t kPauseClientBytes = 1 << 20;  // pause the upstream past this much unsent
+
+bool isSessionHeader(std::string_view name) {
+  return http::equalsIgnoreCase(name, "x-claude-code-session-id") ||
+         http::equalsIgnoreCase(name, "session_id") || http::equalsIgnoreCase(name, "session-id");
+}
+
+std::vector<RecordHeader> toRecordHeaders(const http::HeaderList& h) {
+  std::vector<RecordHeader> out;
+  out.reserve(h.size());
+  for (const http::Header& x : h) out.push_back({x.name, x.value});
+  return out;
+}
+
+RequestIdentity recordIdentity(const wg::Identity& id) {
+  RequestIdentity r;
+  r.node_id = id.node_id;
+  r.node_name = id.name;
+  r.user_login = id.user_login;
+  r.user_display_name = id.user_display_name;
+  r.groups = id.groups;
+  r.tags = id.tags;
+  return r;
+}
+
+std::string apiKindName(RouteKind k) {
+  switch (k) {
+    case RouteKind::kAnthropicMessages:
+      return "anthropic.messages";
+    case RouteKind::kAnthropicCountTokens:
+      return "anthropic.count_tokens";
+    case RouteKind::kOpenAIChat:
+      return "openai.chat";
+    case RouteKind::kOpenAIResponses:
+      return "openai.responses";
+    default:
+      return std::string(routeName(k));
+  }
+}
+
+}  // namespace
+
+Exchange::Exchange(Gateway::Connection& client, http::RequestHead head, std::string body,
+                   Route route, ModelRequest model, const ProviderConfig& provider,
+                   std::string request_id, int64_t start_ms)
+    : client_(client),
+      gw_(client.gateway()),
+      shared_(gw_.shared()),
+      head_(std::move(head)),
+      body_(std::move(body)),
+      route_(route),
+      model_(std::move(model)),
+      provider_(&provider),
+      request_id_(std::move(request_id)),
+      start_ms_(start_ms),
+      start_loop_ms_(uv_now(gw_.loop())) {
+  // route_ holds views into the old head: re-derive them from our copy.
+  route_.path = {};
+  route_.query = {};
+}
+
+Exchange::~Exchange() {
+  if (pending_acquire_ != nullptr) pending_acquire_->cancel();
+}
+
+ApiKind Exchange::apiKind() const {
+  switch (route_.kind) {
+    case RouteKind::kAnthropicCountTokens:
+      return ApiKind::kAnthropicCountTokens;
+    case RouteKind::kOpenAIChat:
+      return ApiKind::kOpenAiChat;
+    case RouteKind::kOpenAIResponses:
+      return ApiKind::kOpenAiResponses;
+    default:
+      return ApiKind::kAnthropicMessages;
+  }
+}
+
+void Exchange::start() {
+  // The upstream request: the client's headers minus hop-by-hop, credentials, identity headers,
+  // Host and framing; then Host, the provider's headers and key, and our own framing.
+  http::HeaderList out;
+  for (const http::Header& h : head_.headers) {
+    if (head_.headers.isHopByHop(h.name) || isStrippedInbound(h.name) ||
+        http::equalsIgnoreCase(h.name, "host") ||
+        http::equalsIgnoreCase(h.name, "content-length") ||
+        http::equalsIgnoreCase(h.name, "expect")) {
+      continue;
+    }
+    out.add(h.name, h.value);
+  }
+  out.add("Host", provider_->url.hostHeader());
+  for (const auto& [n, v] : provider_->headers) out.set(n, v);
+  std::optional<UpstreamCredential> cred = upstreamCredential(*provider_);
+  if (cred) out.set(cred->name, std::string(cred->value.reveal()));
+  out.add("Content-Length", std::to_string(body_.size()));
+  auto head = http::serializeRequestHead(head_.method, provider_->url.target(head_.target), out);
+  if (!head) {
+    upstreamFailed(
+        GatewayError::invalidRequest("request cannot be forwarded: " + head.status().message()),
+        head.status().message());
+    return;
+  }
+  request_bytes_ = std::move(head.value());
+  request_bytes_ += body_;
+  acquire();
+}
+
+void Exchange::acquire() {
+  TlsOptions tls;
+  tls.extra_ca_file = provider_->ca_file;
+  auto url = parseUpstreamUrl(provider_->base_url, provider_->local, tls);
+  if (!url) {
+    upstreamFailed(GatewayError::badGateway("provider \"" + provider_->id +
+                                            "\" is misconfigured: " + url.status().message()),
+                   url.status().message());
+    return;
+  }
+  pending_acquire_ =
+      gw_.pool().acquire(url->target, [this](Result<std::unique_ptr<UpstreamConnection>> r) {
+        pending_acquire_ = nullptr;
+        onAcquired(std::move(r));
+      });
+}
+
+void Exchange::onAcquired(Result<std::unique_ptr<UpstreamConnection>> r) {
+  if (!r) {
+    const Status& st = r.status();
+    std::string what = "provider \"" + provider_->id + "\" (" + provider_->base_url +
+                       ") unreachable: " + shared_.config->redact(st.message());
+    if (st.code() == ETIMEDOUT) {
+      upstreamFailed(GatewayError::gatewayTimeout(what), what);
+    } else {
+      upstreamFailed(GatewayError::badGateway(what), what);
+    }
+    return;
+  }
+  upstream_ = std::move(r.value());
+  upstream_->setCallbacks(this);
+  upstream_->setReadTimeout(provider_->read_timeout_ms);
+  parser_ = http::ResponseParser(http::ResponseParser::Options{.reportInterim = false});
+  parser_.expectResponseTo(head_.method);
+  sendRequest();
+}
+
+void Exchange::sendRequest() {
+  Status st = upstream_->write(request_bytes_);
+  if (!st) {
+    bool retry = upstream_->retryable() && !retried_;
+    upstream_.reset();
+    if (retry) {
+      retried_ = true;
+      acquire();
+      return;
+    }
+    std::string what = "provider \"" + provider_->id + "\": " + st.message();
+    upstreamFailed(GatewayError::badGateway(what), what);
+  }
+}
+
+void Exchange::onUpstreamData(std::string_view bytes) {
+  if (done_) return;
+  auto r = parser_.feed(std::span<const char>(bytes.data(), bytes.size()));
+  for (auto& ev : r.events) {
+    if (done_) return;
+    if (auto* h = std::get_if<http::ResponseHead>(&ev)) {
+      onResponseHead(std::move(*h));
+    } else if (auto* b = std::get_if<http::BodyChunk>(&ev)) {
+      onBody(b->data);
+    } else if (std::get_if<http::MessageEnd>(&ev)) {
+      onEnd();
+      return;
+    }
+  }
+  if (r.error && !done_) {
+    std::string what =
+        "provider \"" + provider_->id + "\" sent a malformed response: " + r.error->message;
+    if (!head_sent_) {
+      upstreamFailed(GatewayError::badGateway(what), what);
+    } else {
+      record(what);
+      finish(false, true);
+    }
+  }
+}
+
+void Exchange::onUpstreamClose(const Status& status) {
+  if (done_) return;
+  if (status.isOk()) {
+    auto r = parser_.finish();
+    for (auto& ev : r.events) {
+      if (auto* h = std::get_if<http::ResponseHead>(&ev)) onResponseHead(std::move(*h));
+      if (auto* b = std::get_if<http::BodyChunk>(&ev)) onBody(b->data);
+      if (std::get_if<http::MessageEnd>(&ev)) {
+        onEnd();
+        return;
+      }
+    }
+  }
+  if (!head_sent_ && upstream_ && upstream_->retryable() && !retried_) {
+    retried_ = true;
+    upstream_.reset();
+    acquire();
+    return;
+  }
+  std::string what = "provider \"" + provider_->id + "\" closed the connection" +
+                     (status.isOk() ? "" : ": " + shared_.config->redact(status.message()));
+  if (!head_sent_) {
+    if (status.code() == ETIMEDOUT) {
+      upstreamFailed(GatewayError::gatewayTimeout(what), what);
+    } else {
+      upstreamFailed(GatewayError::badGateway(what), what);
+    }
+    return;
+  }
+  // Mid-stream: end the client's response cleanly (last chunk) and close the connection, so the
+  // client sees a complete HTTP message and its SDK reports the missing end event.
+  upstream_.reset();
+  record("upstream failed mid-stream: " + what);
+  finish(false, true);
+}
+
+void Exchange::onResponseHead(http::ResponseHead head) {
+  status_ = head.status;
+  http::HeaderList out;
+  for (const http::Header& h : head.headers) {
+    if (head.headers.isHopByHop(h.name) || http::equalsIgnoreCase(h.name, "content-length")) {
+      continue;
+    }
+    out.add(h.name, h.value);
+  }
+  chunked_ = head.framing != http::BodyFraming::Length && head.framing != http::BodyFraming::None;
+  if (head.framing == http::BodyFraming::Length && head.contentLength) {
+    out.add("Content-Length", std::to_string(*head.contentLength));
+  } else if (head.framing == http::BodyFraming::None) {
+    out.add("Content-Length", "0");
+  } else {
+    out.add("Transfer-Encoding", "chunked");
+  }
+  out.add("x-gatehouse-request-id", request_id_);
+  if (!head_.keepAlive) out.add("Connection", "close");
+  response_headers_ = out;
+  auto bytes = http::serializeResponseHead(head.status, head.reason, out);
+  if (!bytes) {
+    upstreamFailed(GatewayError::badGateway("provider response head cannot be forwarded"),
+                   bytes.status().message());
+    return;
+  }
+  head_sent_ = true;
+  ttfb_ms_ = static_cast<int64_t>(uv_now(gw_.loop()) - start_loop_ms_);
+  client_.write(std::move(bytes.value()));
+  auto ct = head.headers.get("content-type");
+  sse_ = ct && ct->find("text/event-stream") != std::string_view::npos;
+  tap_ = std::make_unique<UsageTap>(apiKind(), sse_ ? BodyMode::kSse : BodyMode::kJson);
+  if (sse_) sse_parser_ = std::make_unique<http::SseParser>();
+}
+
+void Exchange::onBody(std::string_view data) {
+  if (data.empty()) return;
+  client_.write(chunked_ ? http::chunk(data) : std::string(data));
+  if (sse_) {
+    auto r = sse_parser_->feed(std::span<const char>(data.data(), data.size()));
+    for (const http::SseEvent& e : r.events) tap_->onSseEvent(e.event, e.data);
+  } else {
+    tap_->onBody(data);
+  }
+  const GatewayConfig& cfg = *shared_.config;
+  if (cfg.logging.bodies) {
+    size_t room = gw_.options().max_logged_body_bytes -
+                  std::min(logged_response_.size(), gw_.options().max_logged_body_bytes);
+    if (data.size() > room) response_truncated_ = true;
+    logged_response_.append(data.substr(0, std::min(room, data.size())));
+  }
+  if (!paused_ && upstream_ && client_.writeQueueBytes() > kPauseClientBytes) {
+    paused_ = true;
+    upstream_->readDisable(true);
+  }
+}
+
+void Exchange::clientDrained() {
+  if (paused_ && upstream_) {
+    paused_ = false;
+    upstream_->readDisable(false);
+  }
+}
+
+void Exchange::onEnd() {
+  if (chunked_) client_.write(std::string(http::lastChunk()));
+  bool reusable = upstream_ && parser_.idle();
+  record("");
+  finish(reusable, !head_.keepAlive);
+}
+
+void Exchange::upstreamFailed(const GatewayError& error, const std::string& log_error) {
+  if (done_) return;
+  ++gw_.mutableCounters().upstream_errors;
+  status_ = error.status;
+  record(log_error);
+  done_ = true;
+  upstream_.reset();
+  client_.respondError(route_.shape, error);
+  client_.dropExchange();  // respondError finished the request on the connection
+}
+
+void Exchange::finish(bool reusable, bool close_client) {
+  if (done_) return;
+  done_ = true;
+  if (upstream_) {
+    upstream_->setCallbacks(nullptr);
+    if (paused_) upstream_->readDisable(false);
+    gw_.pool().release(std::move(upstream_), reusable);
+  }
+  client_.exchangeDone(close_client);
+}
+
+void Exchange::clientGone() {
+  if (done_) return;
+  ++gw_.mutableCounters().client_aborts;
+  done_ = true;
+  if (pending_acquire_ != nullptr) {
+    pending_acquire_->cancel();
+    pending_acquire_ = nullptr;
+  }
+  upstream_.reset();  // closes the upstream connection now: the provider stops generating
+  record("client disconnected");
+  // The connection owns us and is closing; it deletes us.
+}
+
+void Exchange::record(const std::string& error) {
+  LogWriter* log = gw_.options().log;
+  TapResult tr;
+  if (tap_) tr = tap_->finish();
+  if (log == nullptr) return;
+  RequestRecord rec;
+  rec.id = request_id_;
+  rec.start_ms = start_ms_;
+  if (client_.identity()) rec.identity = recordIdentity(*client_.identity());
+  for (const http::Header& h : head_.headers) {
+    if (isSessionHeader(h.name) && rec.session_id.empty()) rec.session_id = h.value;
+    if (http::equalsIgnoreCase(h.name, "user-agent")) rec.user_agent = h.value;
+  }
+  rec.provider = provider_->id;
+  rec.api_kind = apiKindName(route_.kind);
+  rec.model = tr.model.empty() ? model_.model : tr.model;
+  rec.method = head_.method;
+  rec.path = head_.target;
+  rec.status = head_sent_ || status_ != 0 ? status_ : 0;
+  rec.error = shared_.config->redact(error);
+  rec.latency_ms = static_cast<int64_t>(uv_now(gw_.loop()) - start_loop_ms_);
+  rec.ttfb_ms = ttfb_ms_;
+  rec.streamed = sse_;
+  rec.partial = tap_ && tr.end == TapEnd::kPartial && !error.empty();
+  if (tap_ && tr.usage.present) {
+    rec.tokens.input = tr.usage.input;
+    rec.tokens.output = tr.usage.output;
+    rec.tokens.cache_read = tr.usage.cache_read;
+    rec.tokens.cache_write_5m = tr.usage.cache_write_5m;
+    rec.tokens.cache_write_1h = tr.usage.cache_write_1h;
+    rec.tokens.reasoning = tr.usage.reasoning;
+  }
+  if (tap_ && shared_.prices) {
+    Cost c = costOfResponse(*shared_.prices, providerOf(apiKind()), model_.model, tr);
+    if (c.known) rec.cost_nanodollars = c.nanos;
+  }
+  rec.request_headers = toRecordHeaders(head_.headers);
+  rec.response_headers = toRecordHeaders(response_headers_);
+  if (shared_.config->logging.bodies) {
+    rec.request_body = body_.size() <= gw_.options().max_logged_body_bytes
+                           ? body_
+                           : body_.substr(0, gw_.options().max_logged_body_bytes);
+    if (head_sent_) rec.response_body = std::move(logged_response_);
+  }
+  log->submit(std::move(rec));
+}
+
+}  // namespace gatehouse::proxy

@@ -1,0 +1,166 @@
+#include "proxy/gateway/gateway.h"
+
+#include <sodium.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "proxy/gateway/connection.h"
+
+namespace gatehouse::proxy {
+
+struct Gateway::Listener {
+  uv_tcp_t tcp;
+  Gateway* gw;
+  wg::Identity identity;
+};
+
+std::string newRequestId() {
+  uint8_t b[16];
+  randombytes_buf(b, sizeof b);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  out.reserve(32);
+  for (uint8_t x : b) {
+    out += hex[x >> 4];
+    out += hex[x & 15];
+  }
+  return out;
+}
+
+Gateway::Gateway(uv_loop_t* loop, GatewayOptions options)
+    : loop_(loop), options_(std::move(options)) {
+  shared_.config = options_.config;
+  shared_.prices = options_.prices;
+  shared_.grants = std::make_shared<const GrantSet>(*options_.config);
+  PoolOptions po;
+  pool_ = std::make_unique<UpstreamPool>(loop_, po);
+  async_ = new uv_async_t;
+  uv_async_init(loop_, async_, [](uv_async_t* a) {
+    auto* gw = static_cast<Gateway*>(a->data);
+    std::vector<Pending> pending;
+    {
+      std::lock_guard<std::mutex> lock(gw->adopt_mu_);
+      pending.swap(gw->pending_);
+    }
+    for (Pending& p : pending) gw->adopt(p.fd, std::move(p.identity), std::move(p.remote));
+  });
+  async_->data = this;
+}
+
+Gateway::~Gateway() { close(); }
+
+int64_t Gateway::nowMs() const {
+  if (options_.now_ms) return options_.now_ms();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void Gateway::reload(std::shared_ptr<const GatewayConfig> config,
+                     std::shared_ptr<const PriceTable> prices) {
+  if (config) {
+    shared_.grants = std::make_shared<const GrantSet>(*config);
+    shared_.config = std::move(config);
+    pool_->closeIdle();
+  }
+  if (prices) shared_.prices = std::move(prices);
+}
+
+void Gateway::adopt(int fd, std::optional<wg::Identity> identity, std::string remote) {
+  if (closed_) {
+    ::close(fd);
+    return;
+  }
+  auto* c = new Connection(*this, std::move(identity), std::move(remote));
+  connections_.insert(c);
+  ++counters_.connections;
+  if (Status st = c->open(fd); !st) {
+    ::close(fd);
+    c->abort();
+    return;
+  }
+  c->startReading();
+}
+
+void Gateway::adoptFromAnyThread(int fd, std::optional<wg::Identity> identity, std::string remote) {
+  {
+    std::lock_guard<std::mutex> lock(adopt_mu_);
+    pending_.push_back({fd, std::move(identity), std::move(remote)});
+  }
+  uv_async_send(async_);
+}
+
+Result<uint16_t> Gateway::listenLoopback(const wg::Endpoint& at, wg::Identity identity) {
+  auto* l = new Listener;
+  l->gw = this;
+  l->identity = std::move(identity);
+  uv_tcp_init(loop_, &l->tcp);
+  l->tcp.data = l;
+  sockaddr_storage ss;
+  at.toSockaddr(&ss);
+  int rc = uv_tcp_bind(&l->tcp, reinterpret_cast<sockaddr*>(&ss), 0);
+  if (rc == 0) {
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), 1024, [](uv_stream_t* s, int status) {
+      if (status < 0) return;
+      auto* l = static_cast<Listener*>(s->data);
+      l->gw->acceptLoopback(s, l->identity);
+    });
+  }
+  if (rc != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp),
+             [](uv_handle_t* h) { delete static_cast<Listener*>(h->data); });
+    return Status(-rc, "listen on " + at.toString() + ": " + uv_strerror(rc));
+  }
+  sockaddr_storage bound;
+  int len = sizeof bound;
+  uv_tcp_getsockname(&l->tcp, reinterpret_cast<sockaddr*>(&bound), &len);
+  auto ep =
+      wg::Endpoint::fromSockaddr(reinterpret_cast<sockaddr*>(&bound), static_cast<socklen_t>(len));
+  listener_ = l;
+  return ep ? ep->port : uint16_t{0};
+}
+
+void Gateway::acceptLoopback(uv_stream_t* server, const wg::Identity& identity) {
+  auto* c = new Connection(*this, identity, "loopback");
+  connections_.insert(c);
+  ++counters_.connections;
+  if (closed_ || uv_accept(server, reinterpret_cast<uv_stream_t*>(c->handle())) != 0) {
+    c->abort();
+    return;
+  }
+  sockaddr_storage peer;
+  int len = sizeof peer;
+  if (uv_tcp_getpeername(c->handle(), reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+    auto ep =
+        wg::Endpoint::fromSockaddr(reinterpret_cast<sockaddr*>(&peer), static_cast<socklen_t>(len));
+    if (ep) c->setRemote(ep->toString());
+  }
+  uv_tcp_nodelay(c->handle(), 1);
+  c->startReading();
+}
+
+void Gateway::forget(Connection* c) { connections_.erase(c); }
+
+void Gateway::close() {
+  if (closed_) return;
+  closed_ = true;
+  if (listener_ != nullptr) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener_->tcp),
+             [](uv_handle_t* h) { delete static_cast<Listener*>(h->data); });
+    listener_ = nullptr;
+  }
+  for (Connection* c : std::set<Connection*>(connections_)) c->abort();
+  connections_.clear();
+  if (async_ != nullptr) {
+    uv_close(reinterpret_cast<uv_handle_t*>(async_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
+    async_ = nullptr;
+  }
+  std::lock_guard<std::mutex> lock(adopt_mu_);
+  for (Pending& p : pending_) ::close(p.fd);
+  pending_.clear();
+  pool_.reset();
+}
+
+}  // namespace gatehouse::proxy

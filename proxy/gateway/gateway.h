@@ -1,0 +1,124 @@
+// Gateway: the identity-aware LLM reverse proxy (DESIGN.md "Gateway request path").
+//
+//   connection (tailnet fd + whoIs identity, or the loopback listener's configured identity)
+//   → HTTP/1.1 request (proxy/http RequestParser: limits → 431/413/400)
+//   → route (proxy/config/routes.h) → model + provider → grant check (403 in the client's shape)
+//   → upstream request: client credentials, identity and hop-by-hop headers stripped, the
+//     provider's key injected, body forwarded byte for byte (proxy/upstream pool, TLS verified)
+//   → response streamed back as it arrives (SSE frames never held), a copy parsed by the usage
+//     tap (proxy/usage) → cost → one RequestRecord to the LogWriter (proxy/logstore).
+//
+// Threads: everything runs on one libuv loop (the gateway's). adoptFromAnyThread() is the only
+// entry point for other threads (the node's accept thread hands tailnet connections over).
+// Ownership: the Gateway owns its connections, the upstream pool and the loopback listener; it
+// borrows the loop and the LogWriter. close() stops accepting and aborts live connections; run
+// the loop afterwards so libuv frees the handles, then destroy.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "proxy/config/gateway_config.h"
+#include "proxy/config/grants.h"
+#include "proxy/logstore/log_query.h"
+#include "proxy/logstore/log_writer.h"
+#include "proxy/upstream/pool.h"
+#include "proxy/usage/pricing.h"
+#include "wg/node.h"
+
+namespace gatehouse::proxy {
+
+struct GatewayOptions {
+  std::shared_ptr<const GatewayConfig> config;
+  std::shared_ptr<const PriceTable> prices;
+  LogWriter* log = nullptr;     // optional: no request log when null
+  LogReader* reader = nullptr;  // optional: the admin API answers 503 without it
+  size_t max_header_bytes = 64 * 1024;
+  uint64_t max_body_bytes = 32 * 1024 * 1024;
+  int64_t idle_timeout_ms = 120'000;         // keep-alive connection with no request in progress
+  int64_t request_read_timeout_ms = 60'000;  // a request's head and body must arrive within this
+  size_t max_logged_body_bytes = 8 * 1024 * 1024;  // per body; larger bodies are logged truncated
+  std::function<int64_t()> now_ms;                 // wall clock (Unix ms); empty = the system clock
+};
+
+struct GatewayCounters {
+  std::atomic<uint64_t> connections{0};
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> forwarded{0};
+  std::atomic<uint64_t> denied{0};
+  std::atomic<uint64_t> client_errors{0};    // 4xx the gateway answered itself
+  std::atomic<uint64_t> upstream_errors{0};  // 502/504
+  std::atomic<uint64_t> client_aborts{0};    // client went away mid-exchange
+};
+
+class Gateway {
+ public:
+  Gateway(uv_loop_t* loop, GatewayOptions options);
+  ~Gateway();
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+
+  // A connected stream socket and who is on the other end (nullopt: not in the network map →
+  // every request gets 403). Loop thread only.
+  void adopt(int fd, std::optional<wg::Identity> identity, std::string remote);
+  // Same, from any thread (posted to the loop).
+  void adoptFromAnyThread(int fd, std::optional<wg::Identity> identity, std::string remote);
+  // The config's loopback listener with its configured identity (operator/test option). Returns
+  // the bound port. Loop thread only.
+  Result<uint16_t> listenLoopback(const wg::Endpoint& at, wg::Identity identity);
+  void close();
+
+  // Replaces config and prices for new requests (requests in flight keep theirs). Loop thread.
+  void reload(std::shared_ptr<const GatewayConfig> config,
+              std::shared_ptr<const PriceTable> prices);
+
+  const GatewayCounters& counters() const { return counters_; }
+  UpstreamPool& pool() { return *pool_; }
+
+  // ---- internal (connection.cc, exchange.cc) ----
+  struct Shared {
+    std::shared_ptr<const GatewayConfig> config;
+    std::shared_ptr<const PriceTable> prices;
+    std::shared_ptr<const GrantSet> grants;
+  };
+  const Shared& shared() const { return shared_; }
+  const GatewayOptions& options() const { return options_; }
+  uv_loop_t* loop() const { return loop_; }
+  int64_t nowMs() const;
+  GatewayCounters& mutableCounters() { return counters_; }
+  class Connection;
+  void forget(Connection* c);
+  void acceptLoopback(uv_stream_t* server, const wg::Identity& identity);
+
+ private:
+  struct Listener;
+  uv_loop_t* loop_;
+  GatewayOptions options_;
+  Shared shared_;
+  std::unique_ptr<UpstreamPool> pool_;
+  GatewayCounters counters_;
+  std::set<Connection*> connections_;
+  Listener* listener_ = nullptr;
+  uv_async_t* async_ = nullptr;
+  std::mutex adopt_mu_;
+  struct Pending {
+    int fd;
+    std::optional<wg::Identity> identity;
+    std::string remote;
+  };
+  std::vector<Pending> pending_;
+  bool closed_ = false;
+};
+
+// A fresh request id: 16 random bytes, hex.
+std::string newRequestId();
+
+}  // namespace gatehouse::proxy
