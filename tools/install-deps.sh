@@ -10,6 +10,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
   liblwip-dev node-llhttp android-libboringssl-dev libsqlite3-dev libzstd-dev libre2-dev
   wireguard-go wireguard-tools iproute2 iputils-ping iperf3 procps psmisc
+  nginx-light wrk                               # tools/bench/gateway_bench.sh (mock, peer, load)
   python3 curl
 )
 
