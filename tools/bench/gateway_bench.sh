@@ -20,8 +20,8 @@
 # Prints a table; saves it and the raw rows under tools/bench/results/ (gitignored).
 #
 # Usage: tools/bench/gateway_bench.sh [GATEHOUSE_BIN]   (default build/bin/gatehouse)
-# Env: BENCH_SECONDS (10) per wrk run; BENCH_STREAMS (512); BENCH_STREAM_EVENTS (40);
-#      BENCH_STREAM_SLOW_MS (50); BENCH_TUNNEL (1; 0 skips the tunnel row); BENCH_MODES ("json sse")
+# Env: BENCH_SECONDS (10) per wrk run; BENCH_STREAMS (512); BENCH_STREAM_EVENTS (20);
+#      BENCH_STREAM_SLOW_MS (200); BENCH_TUNNEL (1; 0 skips the tunnel row); BENCH_MODES ("json sse")
 # Needs: nginx, wrk, node, python3 (tools/install-deps.sh). Root is not needed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,8 +29,8 @@ ROOT=$(pwd)
 GATEHOUSE_BIN=${1:-${GATEHOUSE_BIN:-$ROOT/build/bin/gatehouse}}
 SECS=${BENCH_SECONDS:-10}
 NSTREAMS=${BENCH_STREAMS:-512}
-SEVENTS=${BENCH_STREAM_EVENTS:-40}
-SSLOW=${BENCH_STREAM_SLOW_MS:-50}
+SEVENTS=${BENCH_STREAM_EVENTS:-20}
+SSLOW=${BENCH_STREAM_SLOW_MS:-200}
 TUNNEL=${BENCH_TUNNEL:-1}
 MODES=${BENCH_MODES:-"json sse"}
 RESULTS_DIR="$ROOT/tools/bench/results"
