@@ -12,6 +12,8 @@ void registerBridge(CLI::App& app);
 void registerControl(CLI::App& app);
 void registerUp(CLI::App& app);
 void registerGateway(CLI::App& app);
+void registerMockProvider(CLI::App& app);
+void registerDev(CLI::App& app);
 // `status`, `whois`, `ping` (cmd/node_cli.cc).
 void registerNodeCli(CLI::App& app);
 // `admin users|keys|nodes|status` and `admin policy set|get|reload` (cmd/admin_server.cc).

@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   gatehouse::cmd::registerControl(app);
   gatehouse::cmd::registerUp(app);
   gatehouse::cmd::registerGateway(app);
+  gatehouse::cmd::registerMockProvider(app);
+  gatehouse::cmd::registerDev(app);
   gatehouse::cmd::registerNodeCli(app);
   CLI11_PARSE(app, argc, argv);
   return gatehouse::cmd::exitCode();

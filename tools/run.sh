@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# The project's main job (README's first command). Today: install dependencies, build build/
-# (Release, Ninja), then a live demo of two Gatehouse WireGuard devices in two network namespaces
-# joined by a veth pair: handshake, ping, a 5 s iperf3, and a readable account of what happened.
-# Everything it creates (namespaces, daemons, sockets) is removed on exit, Ctrl-C included.
-# Env: DEMO_IMPL=wireguard-go runs the same demo on wireguard-go (to compare, or while Gatehouse is
-# broken); SKIP_BUILD=1 skips deps and build.
+# The project's main job (README's first command): install dependencies, build build/ (Release,
+# Ninja), then run `gatehouse dev` in the foreground: a control server, the built-in mock LLM
+# provider (or the real one when ANTHROPIC_API_KEY / OPENAI_API_KEY is set), the gateway node
+# "ai" and a node forwarding 127.0.0.1:8080 -> ai:80 through WireGuard. It prints a curl line and
+# the Claude Code environment; Ctrl-C stops everything. Extra arguments go to `gatehouse dev`
+# (e.g. --port 9090).
+#
+# tools/run.sh --wireguard-demo: the earlier live demo of two Gatehouse WireGuard devices in two
+# network namespaces joined by a veth pair: handshake, ping, a 5 s iperf3, and a readable account
+# of what happened. Everything it creates (namespaces, daemons, sockets) is removed on exit,
+# Ctrl-C included. Env: DEMO_IMPL=wireguard-go runs that demo on wireguard-go.
+# Env: SKIP_BUILD=1 skips deps and build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -16,6 +22,11 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   echo "== build (Release) into build/"
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build build -j"$(nproc)"
+fi
+
+if [ "${1:-}" != --wireguard-demo ]; then
+  echo "== gatehouse dev (Ctrl-C stops it)"
+  exec "$ROOT/build/bin/gatehouse" dev "$@"
 fi
 
 # The interop harness gives namespaces, daemons, keys and cleanup traps (EXIT, INT, TERM).
