@@ -24,6 +24,28 @@ std::vector<HeaderRef> headerRefs(const http::HeaderList& headers) {
   return refs;
 }
 
+// The header lines of a head the parser refused before handing it over (a 431, or a 413 on the
+// declared Content-Length), so the error still comes in the client's API shape.
+ApiShape shapeFromRawHead(std::string_view raw) {
+  if (size_t end = raw.find("\r\n\r\n"); end != std::string_view::npos) raw = raw.substr(0, end);
+  std::vector<HeaderRef> refs;
+  size_t pos = raw.find("\r\n");  // the request line is not a header
+  while (pos != std::string_view::npos) {
+    size_t next = raw.find("\r\n", pos + 2);
+    std::string_view line =
+        raw.substr(pos + 2, next == std::string_view::npos ? next : next - pos - 2);
+    if (size_t colon = line.find(':'); colon != std::string_view::npos) {
+      std::string_view value = line.substr(colon + 1);
+      while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+        value.remove_prefix(1);
+      }
+      refs.push_back({line.substr(0, colon), value});
+    }
+    pos = next;
+  }
+  return shapeFromHeaders(refs);
+}
+
 }  // namespace
 
 Gateway::Connection::Connection(Gateway& gw, std::optional<wg::Identity> identity,
@@ -77,7 +99,9 @@ void Gateway::Connection::onTimer() {
     // A request started but did not finish in time (slowloris): 408 and close.
     GatewayError e = GatewayError::invalidRequest("request not received in time");
     e.status = 408;
-    respondError(ApiShape::kOpenAI, e, true);
+    respondError(
+        have_head_ ? shapeFromHeaders(headerRefs(head_.headers)) : shapeFromRawHead(raw_head_), e,
+        true);
     return;
   }
   abort();  // idle keep-alive connection
@@ -105,9 +129,14 @@ void Gateway::Connection::onRead(ssize_t n, const uv_buf_t* buf) {
 
 void Gateway::Connection::process() {
   while (!busy_ && !closing_ && !in_.empty()) {
+    if (!have_head_) {
+      size_t cap = gw_.options().max_header_bytes + 4;
+      if (raw_head_.size() < cap) raw_head_.append(in_, 0, cap - raw_head_.size());
+    }
     auto r = parser_.feed(std::span<const char>(in_.data(), in_.size()));
     for (auto& ev : r.events) {
       if (auto* h = std::get_if<http::RequestHead>(&ev)) {
+        raw_head_.clear();
         have_head_ = true;
         head_ = std::move(*h);
         body_.clear();
@@ -133,8 +162,8 @@ void Gateway::Connection::process() {
     }
     if (r.stop == http::StopReason::Error && r.error) {
       ++gw_.mutableCounters().client_errors;
-      ApiShape shape = ApiShape::kOpenAI;
-      if (have_head_) shape = shapeFromHeaders(headerRefs(head_.headers));
+      ApiShape shape =
+          have_head_ ? shapeFromHeaders(headerRefs(head_.headers)) : shapeFromRawHead(raw_head_);
       GatewayError e = GatewayError::invalidRequest(r.error->message);
       e.status = r.error->httpStatus();
       if (e.status == 413) e = GatewayError::requestTooLarge(r.error->message);
@@ -306,6 +335,7 @@ void Gateway::Connection::dropExchange() {
 void Gateway::Connection::finishRequest(bool close_after) {
   have_head_ = false;
   body_.clear();
+  raw_head_.clear();
   if (close_after) {
     close_after_write_ = true;
     if (queued_bytes_ == 0) abort();

@@ -81,6 +81,8 @@ class Gateway::Connection {
   uv_timer_t* timer_ = nullptr;
   http::RequestParser parser_;
   std::string in_;  // bytes read, not yet consumed by the parser
+  // The current request's bytes until its head parses (capped): the error shape for a refused head.
+  std::string raw_head_;
   bool have_head_ = false;
   http::RequestHead head_;
   std::string body_;

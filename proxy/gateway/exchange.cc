@@ -155,6 +155,10 @@ void Exchange::onAcquired(Result<std::unique_ptr<UpstreamConnection>> r) {
 
 void Exchange::sendRequest() {
   Status st = upstream_->write(request_bytes_);
+  // Arm the read timeout again now that the request is written: UpstreamConnection::write arms it
+  // before counting the bytes, when it does not apply yet, so a provider that accepts and never
+  // answers would otherwise hold the client forever instead of getting a 504.
+  if (st) upstream_->setReadTimeout(provider_->read_timeout_ms);
   if (!st) {
     bool retry = upstream_->retryable() && !retried_;
     upstream_.reset();
@@ -188,6 +192,7 @@ void Exchange::onUpstreamData(std::string_view bytes) {
     if (!head_sent_) {
       upstreamFailed(GatewayError::badGateway(what), what);
     } else {
+      if (chunked_) client_.write(std::string(http::lastChunk()));
       record(what);
       finish(false, true);
     }
@@ -226,6 +231,7 @@ void Exchange::onUpstreamClose(const Status& status) {
   // Mid-stream: end the client's response cleanly (last chunk) and close the connection, so the
   // client sees a complete HTTP message and its SDK reports the missing end event.
   upstream_.reset();
+  if (chunked_) client_.write(std::string(http::lastChunk()));
   record("upstream failed mid-stream: " + what);
   finish(false, true);
 }
