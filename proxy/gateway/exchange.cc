@@ -155,10 +155,6 @@ void Exchange::onAcquired(Result<std::unique_ptr<UpstreamConnection>> r) {
 
 void Exchange::sendRequest() {
   Status st = upstream_->write(request_bytes_);
-  // Arm the read timeout again now that the request is written: UpstreamConnection::write arms it
-  // before counting the bytes, when it does not apply yet, so a provider that accepts and never
-  // answers would otherwise hold the client forever instead of getting a 504.
-  if (st) upstream_->setReadTimeout(provider_->read_timeout_ms);
   if (!st) {
     bool retry = upstream_->retryable() && !retried_;
     upstream_.reset();
