@@ -14,7 +14,10 @@ namespace gatehouse::proxy {
 namespace {
 
 const std::string kSource = GATEHOUSE_SOURCE_DIR;
-const std::string kDefaults = kSource + "/proxy/usage/default_prices.json";
+// The tests price against a minimal defaults file (cache multipliers only) plus an override, so
+// they do not move when the shipped list prices change; the shipped file has its own test.
+const std::string kDefaults = kSource + "/tests/proxy/fixtures/usage/defaults_minimal.json";
+const std::string kShipped = kSource + "/proxy/usage/default_prices.json";
 const std::string kOverride = kSource + "/tests/proxy/fixtures/usage/prices_override.json";
 
 std::shared_ptr<const PriceTable> table() {
@@ -81,14 +84,49 @@ TEST(Money, FormatsAndRounds) {
 
 // ---- the shipped table and the override ----
 
-TEST(PriceTable, ShippedDefaultsLoadAndCarryOnlyDocumentedFacts) {
+TEST(PriceTable, MinimalDefaultsPriceNothing) {
   auto t = PriceTable::load(kDefaults, "");
   ASSERT_TRUE(t.isOk()) << t.status().message();
-  EXPECT_EQ(t.value()->size(), 0u);  // the reference gives no per-model prices
+  EXPECT_EQ(t.value()->size(), 0u);
   EXPECT_EQ(t.value()->snapshotId().substr(0, 11), "defaults-1@");
   Cost c = t.value()->cost("anthropic", "claude-sonnet-4-5", Usage{.input = 1, .present = true});
   EXPECT_FALSE(c.known);
   EXPECT_NE(c.reason.find("add the model to the price override file"), std::string::npos);
+}
+
+TEST(PriceTable, ShippedListPrices) {
+  auto t = PriceTable::load(kShipped, "");
+  ASSERT_TRUE(t.isOk()) << t.status().message();
+  const PriceTable& p = *t.value();
+  // Sonnet 4.5: $3 in / $15 out, 5m writes 1.25x, reads $0.30; above 200K input $6 / $22.50.
+  Usage u{.input = 1'000'000,
+          .output = 1'000'000,
+          .cache_read = 1'000'000,
+          .cache_write_5m = 1'000'000,
+          .present = true};
+  Cost c = p.cost("anthropic", "claude-sonnet-4-5-20250929", u);
+  ASSERT_TRUE(c.known) << c.reason;
+  EXPECT_EQ(c.basis, "anthropic/claude-sonnet-4-5*");
+  EXPECT_TRUE(c.long_context);  // 3M prompt tokens > 200K
+  EXPECT_EQ(c.nanos, (6'000'000'000 + 22'500'000'000 + 600'000'000 + 7'500'000'000));
+  Cost small = p.cost("anthropic", "claude-sonnet-4-5",
+                      Usage{.input = 1000, .output = 100, .present = true});
+  EXPECT_EQ(small.nanos, 3'000'000 + 1'500'000);
+  // Sonnet 4.6 has no long-context surcharge; Haiku 4.5 $1/$5; Opus 4.1 $15/$75.
+  EXPECT_FALSE(p.cost("anthropic", "claude-sonnet-4-6", u).long_context);
+  EXPECT_EQ(p.cost("anthropic", "claude-haiku-4-5",
+                   Usage{.input = 1'000'000, .output = 1'000'000, .present = true})
+                .nanos,
+            6'000'000'000);
+  EXPECT_EQ(p.cost("anthropic", "claude-opus-4-1",
+                   Usage{.input = 1'000'000, .output = 0, .present = true})
+                .nanos,
+            15'000'000'000);
+  // gpt-5: $1.25 in, $0.125 cached, $10 out.
+  Cost g = p.cost("openai", "gpt-5",
+                  Usage{.input = 1200, .output = 80, .cache_read = 1000, .present = true});
+  EXPECT_EQ(g.nanos, 2'425'000);
+  EXPECT_FALSE(p.cost("openai", "gpt-unknown-9", u).known);
 }
 
 TEST(PriceTable, OverrideRowGetsTheDefaultCacheMultipliers) {

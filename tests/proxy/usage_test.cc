@@ -474,8 +474,8 @@ TEST(UsageTapSse, OversizedAndMalformedEventsAreCounted) {
 // ---- Streaming cost pitfalls, tap to price (llm-wire-formats.md §9) ----
 
 std::shared_ptr<const PriceTable> testPrices() {
-  auto t = PriceTable::load(std::string(GATEHOUSE_SOURCE_DIR) + "/proxy/usage/default_prices.json",
-                            kFixtures + "prices_override.json");
+  auto t =
+      PriceTable::load(kFixtures + "defaults_minimal.json", kFixtures + "prices_override.json");
   EXPECT_TRUE(t.isOk()) << t.status().message();
   return t.isOk() ? t.value() : nullptr;
 }
