@@ -76,6 +76,12 @@ int status(const CliArgs& a) {
   std::printf("control: %s %s  map %s%s\n", str(c, "state").c_str(), str(c, "server").c_str(),
               str(c, "map_seq").c_str(),
               str(c, "last_error") == "-" ? "" : ("  last error: " + str(c, "last_error")).c_str());
+  if (r.contains("data_plane")) {
+    const json& dp = r["data_plane"];
+    std::printf("data plane: %s%s  UDP port %s  denied by policy %s\n", str(dp, "mode").c_str(),
+                str(dp, "interface") == "-" ? "" : (" " + str(dp, "interface")).c_str(),
+                str(dp, "listen_port").c_str(), str(dp, "filter_denied").c_str());
+  }
   std::printf("%-24s %-18s %-22s %-22s %-10s %12s %12s\n", "PEER", "ADDRESS", "OWNER", "ENDPOINT",
               "HANDSHAKE", "RX", "TX");
   for (const json& p : r["peers"]) {

@@ -9,6 +9,8 @@
 //       --forward 127.0.0.1:8080=ai:80 local clients → a mesh service, by peer name
 //
 // The auth key can also come from --authkey-file or $GATEHOUSE_AUTHKEY (not visible in ps).
+// With --tun IFNAME (root) the node is a kernel interface instead (cmd/up_tun.h): every program
+// reaches the mesh by address, `wg show IFNAME` works, and --serve/--forward are not needed.
 // Runs until SIGINT/SIGTERM; exits 1 with the server's message when it refuses the node.
 #include <netdb.h>
 #include <signal.h>
@@ -23,6 +25,7 @@
 
 #include "cmd/commands.h"
 #include "cmd/forward.h"
+#include "cmd/up_tun.h"
 #include "control/joined_node.h"
 #include "control/local_api.h"
 #include "wg/uapi.h"
@@ -32,7 +35,8 @@ namespace {
 
 struct UpArgs {
   std::string control, control_key, authkey, authkey_file, state_dir = "/var/lib/gatehouse";
-  std::string hostname;
+  std::string hostname, tun;
+  int mtu = wg::TunDevice::kDefaultMtu;
   std::vector<std::string> tags, advertise, serves, forwards;
   bool ephemeral = false, verbose = false;
   uint16_t port = 0, keepalive = 0;
@@ -107,6 +111,13 @@ int runUp(UpArgs a) {
   o.log = [v = a.verbose](wg::LogLevel level, const std::string& msg) {
     if (v || level >= wg::LogLevel::kInfo) say(msg);
   };
+  if (!a.tun.empty()) {
+    Status st = prepareTunMode(a.tun, a.mtu, !a.serves.empty() || !a.forwards.empty(), say, &o);
+    if (!st) {
+      say(st.message());
+      return st.code() == EINVAL ? 2 : 1;
+    }
+  }
   control::JoinedNode joined(o);
   if (Status st = joined.start(); !st) {
     say(st.message());
@@ -122,7 +133,7 @@ int runUp(UpArgs a) {
     say(st.message());
     return 1;
   }
-  wg::Node& node = *joined.node();
+  wg::Node* node = joined.node();  // null in TUN mode (no --serve/--forward there)
   for (const std::string& s : a.serves) {
     size_t eq = s.find('=');
     int port = eq == std::string::npos ? 0 : std::atoi(s.substr(0, eq).c_str());
@@ -131,7 +142,7 @@ int runUp(UpArgs a) {
       return 2;
     }
     wg::Endpoint listen{{}, static_cast<uint16_t>(port)};
-    if (Status st = startReverse(node, listen, s.substr(eq + 1)); !st) {
+    if (Status st = startReverse(*node, listen, s.substr(eq + 1)); !st) {
       say("--serve '" + s + "': " + st.message());
       return 1;
     }
@@ -143,7 +154,7 @@ int runUp(UpArgs a) {
       say("--forward '" + f + "': want LOCALIP:PORT=HOST:PORT");
       return 2;
     }
-    if (Status st = startForward(node, *listen, f.substr(eq + 1), say); !st) {
+    if (Status st = startForward(*node, *listen, f.substr(eq + 1), say); !st) {
       say("--forward '" + f + "': " + st.message());
       return 1;
     }
@@ -181,6 +192,8 @@ void registerUp(CLI::App& app) {
   sub->add_option("--forward", a->forwards, "LOCALIP:PORT=HOST:PORT: local port → mesh service");
   sub->add_option("--join-timeout", a->join_timeout, "seconds to wait for the first map")
       ->capture_default_str();
+  sub->add_option("--tun", a->tun, "TUN mode (root): carry the mesh on kernel interface IFNAME");
+  sub->add_option("--mtu", a->mtu, "TUN mode: interface MTU")->capture_default_str();
   sub->add_flag("-v,--verbose", a->verbose, "debug logs");
   sub->callback([a] { setExitCode(runUp(*a)); });
 }

@@ -123,6 +123,18 @@ Status JoinedNode::start() {
     own_loop_ = std::make_unique<wg::LoopThread>();
     loop_ = own_loop_.get();
   }
+  DataPlaneOptions po;
+  po.loop = loop_;
+  po.listen_port = port;
+  po.hostname = options_.hostname;
+  po.persistent_keepalive = options_.persistent_keepalive;
+  po.log = options_.log;
+  po.resolve = [this](const std::string& host) { return resolve(host); };
+  po.tun_ifname = options_.tun_ifname;
+  po.tun_mtu = options_.tun_mtu;
+  po.on_stopped = options_.on_interface_gone;
+  plane_ =
+      options_.tun_ifname.empty() ? makeNetstackPlane(std::move(po)) : makeTunPlane(std::move(po));
   std::optional<NetworkMap> last = state_.loadMap();
   wg::noise::LocalStatic ls{machine.value(), wg::crypto::publicKey(machine.value())};
   ClientOptions co;
@@ -141,7 +153,7 @@ Status JoinedNode::start() {
       map_ = std::make_shared<const NetworkMap>(*last);
     }
     if (last) {
-      if (Status st = startNode(*last); !st) return finishStart(st);
+      if (Status st = startPlane(*last); !st) return finishStart(st);
       applyMap();
       finishStart(Status::ok());
     }
@@ -180,25 +192,10 @@ void JoinedNode::finishStart(Status st) {
   start_cv_.notify_all();
 }
 
-Status JoinedNode::startNode(const NetworkMap& map) {
-  wg::NodeOptions o;
-  o.private_key = node_private_;
-  o.listen_port = options_.listen_port;
-  o.hostname = map.self.hostname().empty() ? options_.hostname : map.self.hostname();
-  o.log = options_.log;
-  o.loop_thread = loop_;
-  for (const std::string& a : map.self.addresses()) {
-    if (auto p = wg::IpPrefix::parse(a)) o.addresses.push_back(p->addr);
-  }
-  if (o.addresses.empty()) return Status(EINVAL, "the network map gives this node no address");
-  node_ = std::make_unique<wg::Node>(o);
-  Status st = node_->start();
-  if (!st) {
-    node_.reset();
-    return st;
-  }
-  node_->setNameResolver([this](const std::string& host) { return resolve(host); });
-  return Status::ok();
+Status JoinedNode::startPlane(const NetworkMap& map) {
+  Status st = plane_->start(map, node_private_);
+  if (st) plane_started_ = true;
+  return st;
 }
 
 void JoinedNode::applyMap() {
@@ -207,8 +204,8 @@ void JoinedNode::applyMap() {
     std::lock_guard<std::mutex> lock(mu_);
     map = map_;
   }
-  if (!node_ || !map) return;
-  auto r = applyMapToNode(*node_, map, {.persistent_keepalive = options_.persistent_keepalive});
+  if (!plane_started_ || !map) return;
+  plane_->apply(map);
   log(wg::LogLevel::kDebug, "map " + std::to_string(map->seq) +
                                 " applied: " + std::to_string(map->peers.size()) + " peers");
 }
@@ -227,7 +224,7 @@ void JoinedNode::onEvent(const ClientCore::Event& e) {
       if (Status st = state_.saveKey("node.key", node_private_); !st) {
         log(wg::LogLevel::kError, st.message());
       }
-      if (node_ && node_->device()) node_->device()->setPrivateKey(node_private_, wg::systemNow());
+      if (plane_started_) plane_->setPrivateKey(node_private_);
       log(wg::LogLevel::kInfo, "node key expired: rotated to a new key, registering again");
       return;
     }
@@ -240,8 +237,8 @@ void JoinedNode::onEvent(const ClientCore::Event& e) {
         last_error_.clear();
       }
       if (Status st = state_.saveMap(*map); !st) log(wg::LogLevel::kError, st.message());
-      if (!node_) {
-        if (Status st = startNode(*map); !st) return finishStart(st);
+      if (!plane_started_) {
+        if (Status st = startPlane(*map); !st) return finishStart(st);
       }
       applyMap();
       finishStart(Status::ok());
@@ -272,7 +269,7 @@ void JoinedNode::close() {
     });
     done.get_future().wait();
   }
-  if (node_) node_->close();
+  if (plane_) plane_->close();
   // The client's handles finish closing on the loop; destroy it there after they have.
   if (loop_ != nullptr) {
     std::promise<void> done;

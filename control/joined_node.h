@@ -1,5 +1,8 @@
-// JoinedNode: a wg::Node that joins the mesh through the control plane: the body of `gatehouse
-// up` (netstack mode) and of `gatehouse gateway`, and the way an embedding program joins.
+// JoinedNode: a node that joins the mesh through the control plane: the body of `gatehouse up`
+// (netstack or TUN mode) and of `gatehouse gateway`, and the way an embedding program joins.
+// The control side lives here; the data plane that carries the packets is a DataPlane
+// (control/data_plane.h): a wg::Node (netstack, the default) or, with JoinOptions::tun_ifname,
+// a kernel TUN interface (root only).
 //
 //   JoinOptions o;  o.state_dir = "/var/lib/app";  o.control = server;  o.control_key = pinned;
 //   o.auth_key = "ghk_…";  o.hostname = "ci-runner-7";
@@ -13,16 +16,19 @@
 //     failure (reused, expired or revoked key; unknown node without a key) is returned with the
 //     server's message;
 //   - each map is applied with minimal churn (control/map_apply.h): peers, the receive filter,
-//     whoIs enrichment, and dial-by-name (peer hostname or DNS name → its tunnel address);
+//     whoIs enrichment, and dial-by-name (peer hostname or DNS name → its tunnel address); in TUN
+//     mode also the interface's addresses and mesh routes (control/tun_plane.h);
 //   - the client reconnects with backoff and jitter; when the server expires the node key, the
 //     client rotates it, re-registers with the auth key, and the device switches to the new key.
 //
-// Threads: start/close/info from any thread but the loop's; node() is valid between start and
-// close (its own thread rules apply). Ownership: owns the Node, the Client and, unless
-// JoinOptions::loop_thread is given, the loop thread.
+// Threads: start/close/info from any thread but the loop's; node() and dataPlane() are valid
+// between start and close (their own thread rules apply). Ownership: owns the data plane, the
+// Client and, unless JoinOptions::loop_thread is given, the loop thread.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -30,6 +36,7 @@
 #include <vector>
 
 #include "control/client.h"
+#include "control/data_plane.h"
 #include "control/state_dir.h"
 #include "wg/node.h"
 
@@ -52,6 +59,12 @@ struct JoinOptions {
   int64_t join_timeout_ms = 30000;  // start() without a persisted map
   wg::LogFn log;
   wg::LoopThread* loop_thread = nullptr;
+  // TUN mode: the kernel interface to create (root only); empty = netstack mode.
+  std::string tun_ifname;
+  int tun_mtu = wg::TunDevice::kDefaultMtu;
+  // TUN mode: called once, on the loop thread, when the interface goes away by itself (`ip link
+  // del`, UAPI socket removed); the node no longer carries traffic and should be closed.
+  std::function<void(const std::string& reason)> on_interface_gone;
 };
 
 // What the control side knows, for `gatehouse status`.
@@ -77,7 +90,10 @@ class JoinedNode {
   Status start();
   void close();
 
-  wg::Node* node() { return node_.get(); }
+  // The netstack node; nullptr in TUN mode or before start.
+  wg::Node* node() { return plane_ ? plane_->node() : nullptr; }
+  // The data plane (either mode): status, whoIs and ping for the local API. Null before start.
+  DataPlane* dataPlane() { return plane_started_ ? plane_.get() : nullptr; }
   ControlInfo info() const;
   // A peer (or this node) by hostname, DNS name or address text → its first tunnel address (IPv4
   // preferred). Thread-safe.
@@ -86,7 +102,7 @@ class JoinedNode {
  private:
   void onEvent(const ClientCore::Event& e);
   void applyMap();
-  Status startNode(const NetworkMap& map);
+  Status startPlane(const NetworkMap& map);
   void finishStart(Status st);
   void log(wg::LogLevel level, const std::string& msg) const;
 
@@ -94,7 +110,8 @@ class JoinedNode {
   StateDir state_;
   std::unique_ptr<wg::LoopThread> own_loop_;
   wg::LoopThread* loop_ = nullptr;
-  std::unique_ptr<wg::Node> node_;
+  std::unique_ptr<DataPlane> plane_;
+  std::atomic<bool> plane_started_{false};
   std::unique_ptr<Client> client_;  // loop thread only
   wg::SystemRandom random_;
   Key32 node_private_{};

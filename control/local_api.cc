@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "control/map_apply.h"
 #include "wg/uapi.h"
 
 namespace gatehouse::control {
@@ -95,34 +96,35 @@ json LocalApiServer::handle(const json& req) {
     return error("bad request: want {\"cmd\": \"status\" | \"whois\" | \"ping\", ...}");
   }
   const std::string cmd = req["cmd"];
-  wg::Node* node = node_.node();
-  if (node == nullptr) return error("the node is not running");
+  DataPlane* plane = node_.dataPlane();
+  if (plane == nullptr) return error("the node is not running");
   if (cmd == "status") {
     ControlInfo ci = node_.info();
+    auto dp = plane->status();
+    if (!dp) return error(dp.status().message());
     json self{{"node_id", ci.node_id},
               {"name", ci.name},
               {"addresses", ci.addresses},
               {"endpoints", ci.endpoints}};
-    if (auto pk = node->publicKey()) self["node_key"] = wg::keyToBase64(*pk);
+    if (dp->public_key) self["node_key"] = wg::keyToBase64(*dp->public_key);
     json peers = json::array();
-    auto infos = node->peers();
-    if (!infos) return error(infos.status().message());
-    for (const wg::PeerInfo& p : infos.value()) {
+    for (const wg::PeerInfo& p : dp->peers) {
       json entry{{"node_key", wg::keyToBase64(p.public_key)},
                  {"endpoint", endpointText(p.endpoint)},
                  {"last_handshake_unix", p.stats.last_handshake_wall_ns / 1'000'000'000},
                  {"rx_bytes", p.stats.rx_bytes},
                  {"tx_bytes", p.stats.tx_bytes}};
-      if (!p.allowed_ips.empty()) {
-        if (auto who = node->whoIs(p.allowed_ips.front().addr)) {
-          entry["name"] = who->name;
-          entry["node_id"] = who->node_id;
-          entry["user"] = who->user_login;
-          entry["tags"] = who->tags;
-          json addrs = json::array();
-          for (const wg::IpPrefix& a : p.allowed_ips) addrs.push_back(a.toString());
-          entry["addresses"] = addrs;
-        }
+      // Names come from the map (immutable, safe to read here): the same answer whoIs gives.
+      wg::Identity who;
+      if (!p.allowed_ips.empty() && ci.map &&
+          identityFromMap(*ci.map, p.allowed_ips.front().addr, who)) {
+        entry["name"] = who.name;
+        entry["node_id"] = who.node_id;
+        entry["user"] = who.user_login;
+        entry["tags"] = who.tags;
+        json addrs = json::array();
+        for (const wg::IpPrefix& a : p.allowed_ips) addrs.push_back(a.toString());
+        entry["addresses"] = addrs;
       }
       peers.push_back(entry);
     }
@@ -133,12 +135,18 @@ json LocalApiServer::handle(const json& req) {
               {"server", ci.server},
               {"map_seq", ci.map_seq},
               {"last_error", ci.last_error}}},
+            {"data_plane",
+             {{"mode", dp->mode},
+              {"interface", dp->interface},
+              {"listen_port", dp->listen_port},
+              {"filter_denied", dp->filter_denied},
+              {"drops", dp->device_drops}}},
             {"peers", peers}};
   }
   if (cmd == "whois") {
     auto addr = wg::IpAddr::parse(req.value("addr", std::string()));
     if (!addr) return error("whois: want an IP address, e.g. 100.64.0.2");
-    auto who = node->whoIs(*addr);
+    auto who = plane->whoIs(*addr);
     if (!who) return error(who.status().message());
     return {{"ok", true}, {"identity", identityToJson(who.value())}};
   }
@@ -151,7 +159,7 @@ json LocalApiServer::handle(const json& req) {
     json results = json::array();
     int ok = 0;
     for (int i = 0; i < count; ++i) {
-      auto rtt = node->pingWait(*addr, timeout);
+      auto rtt = plane->ping(*addr, timeout);
       if (rtt) {
         ++ok;
         results.push_back({{"seq", i + 1}, {"rtt_us", rtt.value() / 1000}});

@@ -7,7 +7,10 @@
 //   {"cmd":"status"}
 //   {"cmd":"whois","addr":"100.64.0.2"}
 //   {"cmd":"ping","host":"ai","count":3,"timeout_ms":2000}
-// Every answer has "ok": true, or "ok": false and "error": "<message>".
+// Every answer has "ok": true, or "ok": false and "error": "<message>". A status answer has
+// "self", "control", "peers" and "data_plane" ({"mode": "netstack"|"tun", "interface",
+// "listen_port", "filter_denied": inbound packets the map's filter dropped, "drops"}). In TUN mode
+// ping is a kernel ICMP echo through the interface; in netstack mode it leaves the netstack.
 //
 // Threads: LocalApiServer runs one accept thread and serves connections one at a time (a ping
 // holds it for at most count × timeout, both capped); the JoinedNode must outlive it.

@@ -135,6 +135,7 @@ int LoopDevice::start(std::string* what) {
     uv_signal_init(loop_, handle);
     handle->data = this;
     ++open_handles_;
+    if (!options_.handle_signals) continue;  // initialised anyway: stop() closes a fixed list
     uv_signal_start(
         handle,
         [](uv_signal_t* h, int signum) {
@@ -283,6 +284,7 @@ void LoopDevice::onUdpReadable(int fd) {
   }
   if (used == 0) return;
   Now now = systemNow();
+  rx_now_ = now;
   const uint64_t tun_writes_before = counters_.tun_write_packets;
   device_->setHandshakeBacklog(handshakes, now);
   for (size_t b = 0; b < used; ++b) {
@@ -341,6 +343,7 @@ void LoopDevice::onTunReadable() {
     if (st == TunStatus::kError) continue;
     if (!vnet) {
       ++counters_.tun_read_packets;
+      if (filter_ != nullptr) filter_->noteOutbound({tun_buf_.data(), len}, now);
       device_->onTunPacket({tun_buf_.data(), len}, now, *this);
       continue;
     }
@@ -350,6 +353,10 @@ void LoopDevice::onTunReadable() {
       continue;
     }
     counters_.tun_gso_reads += tun_segments_.size() > 1;
+    // The segments of one super-packet share its flow: note it once.
+    if (filter_ != nullptr && tun_segments_.size() != 0) {
+      filter_->noteOutbound(tun_segments_[0], now);
+    }
     for (size_t k = 0; k < tun_segments_.size(); ++k) {
       ++counters_.tun_read_packets;
       device_->onTunPacket(tun_segments_[k], now, *this);
@@ -360,6 +367,11 @@ void LoopDevice::onTunReadable() {
 
 void LoopDevice::writeToTun(std::span<const uint8_t> ip_packet) {
   if (!tun_) return;
+  // Per packet, before coalescing: a denied packet must not ride in a super-packet.
+  if (filter_ != nullptr && !filter_->allowInbound(ip_packet, rx_now_)) {
+    ++counters_.filter_denied;
+    return;
+  }
   if (tun_->vnetHdr()) {
     // Collected and coalesced at the end of the batch (flushTun), never held across wakeups.
     tun_pending_.append(ip_packet);

@@ -32,7 +32,13 @@
 // callbacks: after stop(), run the loop until uv_run returns before destroying the LoopDevice.
 // The on_stopped callback fires once, synchronously inside stop().
 //
-// Exit conditions (U3): SIGINT/SIGTERM, TUN removal, deletion of the socket file, or stop().
+// Receive filter (optional, setReceiveFilter): decrypted packets pass ReceiveFilter::allowInbound
+// one by one before they are collected for coalescing (a denied packet never reaches the TUN and
+// is counted in LoopCounters::filter_denied); packets read from the TUN are noted as outbound
+// flows (once per TSO super-packet: its segments share one flow). Unset costs one pointer check.
+//
+// Exit conditions (U3): SIGINT/SIGTERM (unless handle_signals is off: an embedding process that
+// owns its signals), TUN removal, deletion of the socket file, or stop().
 #pragma once
 
 #include <sys/types.h>
@@ -49,6 +55,7 @@
 #include "wg/device.h"
 #include "wg/env.h"
 #include "wg/offload.h"
+#include "wg/receive_filter.h"
 #include "wg/transport/tun.h"
 #include "wg/transport/udp.h"
 #include "wg/uapi.h"
@@ -67,6 +74,7 @@ struct LoopDeviceOptions {
   // plain path by itself when the kernel refuses; these switches force plain mode (A/B runs).
   bool tun_offload = true;
   bool udp_offload = true;
+  bool handle_signals = true;  // SIGINT/SIGTERM stop the device (the standalone daemon)
 };
 
 // I/O-level counters, next to the Device's drop counters.
@@ -79,6 +87,7 @@ struct LoopCounters {
   uint64_t tun_split_errors = 0;   // TUN frames with a virtio header we could not split
   uint64_t udp_recv_datagrams = 0;
   uint64_t udp_sent_datagrams = 0;
+  uint64_t filter_denied = 0;  // decrypted packets the receive filter refused
   uint64_t wakeups = 0;
 };
 
@@ -101,6 +110,10 @@ class LoopDevice final : public UapiHost, public DeviceOutput {
   // Idempotent. Closes every handle and the UAPI socket file; the loop then runs dry.
   void stop(const std::string& reason);
   bool stopping() const { return stopping_; }
+  // True once stop() has run and its member handles have finished closing: the LoopDevice may be
+  // destroyed now (UDP polls and UAPI clients close in the same loop iteration and never touch
+  // the LoopDevice from their close callbacks).
+  bool closed() const { return stopping_ && open_handles_ == 0; }
   const std::string& stopReason() const { return stop_reason_; }
   void setOnStopped(std::function<void()> cb) { on_stopped_ = std::move(cb); }
 
@@ -110,6 +123,10 @@ class LoopDevice final : public UapiHost, public DeviceOutput {
   const UdpCounters& udpCounters() const { return udp_.counters(); }
   const std::string& socketPath() const { return socket_path_; }
   const std::string& ifname() const { return options_.ifname; }
+  int ifindex() const { return tun_ ? tun_->ifindex() : 0; }
+
+  // Borrowed; nullptr (the default) turns filtering off. Loop thread only.
+  void setReceiveFilter(ReceiveFilter* filter) { filter_ = filter; }
 
   // UapiHost.
   uint16_t listenPort() const override { return udp_.port(); }
@@ -190,6 +207,8 @@ class LoopDevice final : public UapiHost, public DeviceOutput {
   std::optional<std::pair<Endpoint, LocalAddr>> sticky_last_;
   std::optional<std::pair<Endpoint, LocalAddr>> send_last_;  // sticky_ lookup cache for sends
   const InDatagram* cur_in_ = nullptr;                       // the datagram being processed, if any
+  ReceiveFilter* filter_ = nullptr;
+  Now rx_now_{};  // the time of the UDP batch being decrypted (for the filter)
 
   std::string socket_path_;
   ino_t socket_ino_ = 0;

@@ -7,7 +7,8 @@
 #   - start_wg NS IFNAME IMPL: a WireGuard userspace daemon (IMPL = gatehouse | wireguard-go) in
 #     the foreground inside NS, with its log in $WORKDIR, waited for until its UAPI socket exists;
 #   - key helpers (wg genkey/pubkey/genpsk), tunnel addresses 192.168.241.S/24 + fd00::S/64;
-#   - wait helpers (socket, handshake), a python3 stream/UDP/UAPI helper ($PYHELPER);
+#   - wait helpers (socket, handshake, any command: wait_for), a python3 stream/UDP/UAPI helper
+#     ($PYHELPER);
 #   - assertions (check, check_not, assert_eq, assert_gt, ...) that print what failed and count;
 #   - finish: prints "N passed, N failed" and exits non-zero on any failure.
 #
@@ -234,6 +235,20 @@ lib_cleanup() {
   fi
   [ "$LIB_FAILED" -gt 0 ] && exit 1
   exit "$rc"
+}
+
+# wait_for DESC TENTHS CMD...: passes once CMD succeeds within TENTHS × 0.1 s, fails otherwise.
+wait_for() {
+  local desc=$1 tenths=$2 i
+  shift 2
+  for ((i = 0; i < tenths; i++)); do
+    if "$@" >/dev/null 2>&1; then
+      pass "$desc"
+      return 0
+    fi
+    sleep 0.1
+  done
+  fail "$desc (not within $((tenths / 10)) s)"
 }
 
 # wait_pid_exit PID TENTHS: true once PID is gone (or not ours), false on timeout.
