@@ -253,9 +253,8 @@ class Http1Parser {
   int checkHeadBytes(const char* at, size_t len) {
     lastSpanEnd_ = streamPos(at + len);
     if (inHead_) {
-      uint64_t end = streamPos(at + len);
-      if (end - headStart_ <= config_.maxHeaderBytes) return 0;
-      fail(ErrorKind::HeaderTooLarge, headTooLarge(), end);
+      if (lastSpanEnd_ - headStart_ <= config_.maxHeaderBytes) return 0;
+      fail(ErrorKind::HeaderTooLarge, headTooLarge(), lastSpanEnd_);
       return -1;
     }
     trailerBytes_ += len;

@@ -18,7 +18,7 @@
 //     the new protocol. To refuse the upgrade and carry on with HTTP/1.1, just feed() again.
 // Errors are sticky values (HttpError): after one, feed() returns it again and consumes nothing.
 // After a message whose head says keepAlive == false, llhttp consumes and ignores whatever
-// follows: answer, then close.
+// follows (counted against the header limit): answer, then close. finish() is the last call.
 //
 // Limits: max header bytes counts the raw bytes of the start line and header section, CRLFs
 // included (and the bytes of a chunked trailer section); max body bytes counts decoded body

@@ -601,6 +601,15 @@ TEST(ResponseParser, SwitchingProtocolsHandsOverTheRest) {
       << t.messages[0].head;
 }
 
+TEST(ResponseParser, ConnectSuccessIsAnUpgrade) {
+  ResponseParser p;
+  p.expectResponseTo("CONNECT");
+  auto r = p.feed("HTTP/1.1 200 Connection established\r\n\r\nTLS");
+  EXPECT_EQ(r.stop, StopReason::Upgrade);
+  EXPECT_EQ(r.consumed, 39u);
+  EXPECT_TRUE(std::get<ResponseHead>(r.events.at(0)).upgrade);
+}
+
 TEST(ResponseParser, MalformedResponseIsBadGateway) {
   ResponseParser p;
   auto r = p.feed("HTTP/1.1 2x0 OK\r\n\r\n");
