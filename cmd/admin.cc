@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cmd/commands.h"
+#include "cmd/gateway_admin.h"
 #include "control/policy.h"
 #include "control/policy_check.h"
 
@@ -46,7 +47,8 @@ int policyCheck(const std::string& path) {
 }  // namespace
 
 void registerAdmin(CLI::App& app) {
-  CLI::App* admin = app.add_subcommand("admin", "administer users, keys, nodes and the policy");
+  CLI::App* admin = app.add_subcommand(
+      "admin", "administer users, keys, nodes and the policy; read the gateway's logs and usage");
   admin->require_subcommand(1);
   CLI::App* policy = admin->add_subcommand("policy", "policy file commands");
   policy->require_subcommand(1);
@@ -56,6 +58,7 @@ void registerAdmin(CLI::App& app) {
   check->add_option("FILE", *file, "policy file (HuJSON)")->required();
   check->callback([file] { setExitCode(policyCheck(*file)); });
   registerAdminServerCommands(admin, policy);
+  registerGatewayAdminCommands(admin);
 }
 
 }  // namespace gatehouse::cmd

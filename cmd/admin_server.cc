@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cmd/commands.h"
+#include "cmd/table.h"
 #include "control/server.h"
 
 namespace gatehouse::cmd {
@@ -56,45 +57,6 @@ std::optional<json> call(const std::string& path, const json& req, std::string* 
     return std::nullopt;
   }
   return j;
-}
-
-std::string cell(const json& v) {
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_array()) {
-    std::string s;
-    for (const auto& e : v) s += (s.empty() ? "" : ",") + cell(e);
-    return s.empty() ? "-" : s;
-  }
-  if (v.is_boolean()) return v.get<bool>() ? "yes" : "no";
-  return v.dump();
-}
-
-std::string when(const json& v) {
-  int64_t t = v.is_number() ? v.get<int64_t>() : 0;
-  if (t == 0) return "never";
-  time_t tt = t;
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", std::gmtime(&tt));
-  return buf;
-}
-
-void printTable(const std::vector<std::string>& header,
-                const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> width(header.size());
-  for (size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
-  for (const auto& r : rows) {
-    for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
-  }
-  auto line = [&](const std::vector<std::string>& r) {
-    std::string out;
-    for (size_t i = 0; i < r.size(); ++i) {
-      out += r[i];
-      if (i + 1 < r.size()) out += std::string(width[i] - r[i].size() + 2, ' ');
-    }
-    std::cout << out << "\n";
-  };
-  line(header);
-  for (const auto& r : rows) line(r);
 }
 
 // Table views of list replies, keyed by command.

@@ -69,6 +69,10 @@ class DataPlane {
   virtual void apply(std::shared_ptr<const NetworkMap> map) = 0;
   // Loop thread. The node key was rotated: sessions restart under the new key.
   virtual void setPrivateKey(const wg::Key32& node_private) = 0;
+  // Loop thread. A keepalive to every peer with an endpoint, so that sessions (re)start now rather
+  // than when the peers' stale sessions time out (wg::Device::sendKeepalive). JoinedNode calls it
+  // once, after the first map a freshly started node applies.
+  virtual void greetPeers() = 0;
   // Other threads. Stops everything and returns once the loop holds nothing of this plane.
   // Idempotent.
   virtual void close() = 0;

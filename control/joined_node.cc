@@ -206,6 +206,12 @@ void JoinedNode::applyMap() {
   }
   if (!plane_started_ || !map) return;
   plane_->apply(map);
+  if (!greeted_) {
+    // A restarted node: its peers may still hold sessions with the previous process. Greeting
+    // them starts fresh handshakes now instead of after their stale sessions time out.
+    greeted_ = true;
+    plane_->greetPeers();
+  }
   log(wg::LogLevel::kDebug, "map " + std::to_string(map->seq) +
                                 " applied: " + std::to_string(map->peers.size()) + " peers");
 }

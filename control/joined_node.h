@@ -112,6 +112,7 @@ class JoinedNode {
   wg::LoopThread* loop_ = nullptr;
   std::unique_ptr<DataPlane> plane_;
   std::atomic<bool> plane_started_{false};
+  bool greeted_ = false;            // loop thread: greetPeers() ran after the first applied map
   std::unique_ptr<Client> client_;  // loop thread only
   wg::SystemRandom random_;
   Key32 node_private_{};

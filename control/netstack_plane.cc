@@ -42,6 +42,10 @@ class NetstackPlane final : public DataPlane {
     if (node_ && node_->device()) node_->device()->setPrivateKey(node_private, wg::systemNow());
   }
 
+  void greetPeers() override {
+    if (node_) node_->greetPeers();
+  }
+
   void close() override {
     if (node_) node_->close();
   }

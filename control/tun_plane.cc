@@ -32,6 +32,7 @@ class TunPlane final : public DataPlane {
   Status start(const NetworkMap& map, const wg::Key32& node_private) override;
   void apply(std::shared_ptr<const NetworkMap> map) override;
   void setPrivateKey(const wg::Key32& node_private) override;
+  void greetPeers() override;
   void close() override;
   Result<DataPlaneStatus> status() override;
   Result<wg::Identity> whoIs(const wg::IpAddr& addr) override;
@@ -109,6 +110,14 @@ void TunPlane::apply(std::shared_ptr<const NetworkMap> map) {
            {.persistent_keepalive = options_.persistent_keepalive});
   filter_.setPolicy(inboundPolicyFromMap(*map));
   if (Status st = configureInterface(*map); !st) log(wg::LogLevel::kError, st.message());
+}
+
+void TunPlane::greetPeers() {
+  if (!device_ || device_->stopping()) return;
+  wg::Now now = wg::systemNow();
+  for (const wg::Key32& pk : device_->device().peerKeys()) {
+    device_->device().sendKeepalive(pk, now, *device_);
+  }
 }
 
 void TunPlane::setPrivateKey(const wg::Key32& node_private) {

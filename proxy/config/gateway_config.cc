@@ -458,6 +458,10 @@ class Loader {
         if (t.contains("read_ms")) number(t, tp, "read_ms", 1, 3'600'000, ctx, &p.read_timeout_ms);
       }
     }
+    p.target.tls = p.url.scheme == "https";
+    p.target.host = p.url.host;
+    p.target.port = p.url.port;
+    p.target.tls_options.extra_ca_file = p.ca_file;
     cfg_.providers.push_back(std::move(p));
   }
 

@@ -19,6 +19,7 @@
 
 #include "control/hujson.h"
 #include "proxy/config/secrets.h"
+#include "proxy/upstream/target.h"
 #include "wg/node.h"
 #include "wg/status.h"
 
@@ -58,7 +59,8 @@ struct ProviderConfig {
   Secret key;           // empty only for a local provider without "key"
   std::vector<std::string> models;  // names or globs ("claude-*"), matched in order
   std::vector<std::pair<std::string, std::string>> headers;  // set on every upstream request
-  std::string ca_file;  // extra trusted CA (PEM), absolute; "" = system roots only
+  std::string ca_file;    // extra trusted CA (PEM), absolute; "" = system roots only
+  UpstreamTarget target;  // where the pool connects: url's scheme/host/port and the CA files
   uint32_t connect_timeout_ms = 10'000;
   uint32_t read_timeout_ms = 600'000;  // longest silence between bytes from the upstream
   control::SourcePos pos;

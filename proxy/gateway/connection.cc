@@ -6,6 +6,7 @@
 #include "proxy/config/credentials.h"
 #include "proxy/gateway/admin_api.h"
 #include "proxy/gateway/models.h"
+#include "proxy/gateway/records.h"
 
 namespace gatehouse::proxy {
 namespace {
@@ -46,6 +47,16 @@ ApiShape shapeFromRawHead(std::string_view raw) {
   return shapeFromHeaders(refs);
 }
 
+http::HeaderList errorHeaders(const ErrorResponse& r) {
+  http::HeaderList h;
+  h.add("content-type", r.content_type);
+  for (const auto& [n, v] : r.headers) {
+    if (http::equalsIgnoreCase(n, "connection")) continue;
+    h.add(n, v);
+  }
+  return h;
+}
+
 }  // namespace
 
 Gateway::Connection::Connection(Gateway& gw, std::optional<wg::Identity> identity,
@@ -72,18 +83,23 @@ Status Gateway::Connection::open(int fd) {
 }
 
 void Gateway::Connection::startReading() {
-  armTimer(gw_.options().idle_timeout_ms);
+  armIdleTimer();
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(tcp_),
-      [](uv_handle_t*, size_t suggested, uv_buf_t* buf) {
-        buf->base = new char[65536];
-        buf->len = 65536;
+      [](uv_handle_t*, size_t, uv_buf_t* buf) {
+        // One buffer per loop thread: libuv fills it and calls the read callback right away,
+        // which copies what it keeps (in_), so connections never hold on to it.
+        thread_local char storage[64 * 1024];
+        *buf = uv_buf_init(storage, sizeof storage);
       },
       [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
-        auto* c = static_cast<Connection*>(s->data);
-        c->onRead(n, buf);
-        delete[] buf->base;
+        static_cast<Connection*>(s->data)->onRead(n, buf);
       });
+}
+
+void Gateway::Connection::armIdleTimer() {
+  idle_deadline_ = uv_now(gw_.loop()) + static_cast<uint64_t>(gw_.options().idle_timeout_ms);
+  armTimer(gw_.options().idle_timeout_ms);
 }
 
 void Gateway::Connection::armTimer(int64_t ms) {
@@ -99,9 +115,9 @@ void Gateway::Connection::onTimer() {
     // A request started but did not finish in time (slowloris): 408 and close.
     GatewayError e = GatewayError::invalidRequest("request not received in time");
     e.status = 408;
-    respondError(
-        have_head_ ? shapeFromHeaders(headerRefs(head_.headers)) : shapeFromRawHead(raw_head_), e,
-        true);
+    ++gw_.mutableCounters().client_errors;
+    refuse(have_head_ ? shapeFromHeaders(headerRefs(head_.headers)) : shapeFromRawHead(raw_head_),
+           e, true, RouteKind::kNotFound);
     return;
   }
   abort();  // idle keep-alive connection
@@ -122,6 +138,12 @@ void Gateway::Connection::onRead(ssize_t n, const uv_buf_t* buf) {
   if (!busy_) {
     if (!have_head_ && parser_.idle()) armTimer(gw_.options().request_read_timeout_ms);
     process();
+    if (!busy_ && !closing_ && !have_head_ && parser_.idle()) {
+      // Only blank lines between requests (which HTTP/1.1 allows): still idle, and the idle
+      // deadline stands, so a client cannot hold the connection open with them.
+      uint64_t now = uv_now(gw_.loop());
+      armTimer(idle_deadline_ > now ? static_cast<int64_t>(idle_deadline_ - now) : 0);
+    }
   } else if (in_.size() > gw_.options().max_header_bytes + gw_.options().max_body_bytes) {
     abort();  // a client pipelining without reading answers: cut it off
   }
@@ -168,7 +190,7 @@ void Gateway::Connection::process() {
       e.status = r.error->httpStatus();
       if (e.status == 413) e = GatewayError::requestTooLarge(r.error->message);
       if (e.status == 431) e.message = "request headers too large: " + r.error->message;
-      respondError(shape, e, true);
+      refuse(shape, e, true, RouteKind::kNotFound);
       return;
     }
     if (r.stop == http::StopReason::NeedMore) return;
@@ -181,19 +203,22 @@ void Gateway::Connection::handleRequest() {
   std::vector<HeaderRef> refs = headerRefs(head_.headers);
   Route route = routeRequest(head_.method, head_.target, refs);
   if (head_.upgrade && route.kind != RouteKind::kResponsesWebSocket) {
-    respondError(route.shape, GatewayError::invalidRequest("protocol upgrades are not supported"),
-                 true);
+    ++gw_.mutableCounters().client_errors;
+    refuse(route.shape, GatewayError::invalidRequest("protocol upgrades are not supported"), true,
+           route.kind);
     return;
   }
   if (auto err = routeError(route, head_.method)) {
     ++gw_.mutableCounters().client_errors;
-    respondError(route.shape, *err, route.kind == RouteKind::kResponsesWebSocket);
+    refuse(route.shape, *err, route.kind == RouteKind::kResponsesWebSocket, route.kind);
     return;
   }
   if (!identity_) {
     ++gw_.mutableCounters().denied;
-    respondError(route.shape, GatewayError::permission("unknown peer " + remote_ +
-                                                       ": not in this gateway's network map"));
+    refuse(
+        route.shape,
+        GatewayError::permission("unknown peer " + remote_ + ": not in this gateway's network map"),
+        false, route.kind);
     return;
   }
   if (route.kind == RouteKind::kModels) return handleModels(route);
@@ -202,19 +227,19 @@ void Gateway::Connection::handleRequest() {
   ModelRequest model;
   if (auto err = parseModelRequest(body_, &model)) {
     ++gw_.mutableCounters().client_errors;
-    respondError(route.shape, *err);
+    refuse(route.shape, *err, false, route.kind);
     return;
   }
   const ProviderConfig* provider = nullptr;
   if (auto err = selectProvider(*sh.config, route.kind, model.model, &provider)) {
     ++gw_.mutableCounters().client_errors;
-    respondError(route.shape, *err);
+    refuse(route.shape, *err, false, route.kind, model.model);
     return;
   }
   Decision d = sh.grants->checkModel(*identity_, provider->id, model.model);
   if (!d.allowed) {
     ++gw_.mutableCounters().denied;
-    respondError(route.shape, GatewayError::permission(d.reason));
+    refuse(route.shape, GatewayError::permission(d.reason), false, route.kind, model.model);
     return;
   }
   ++gw_.mutableCounters().forwarded;
@@ -230,7 +255,7 @@ void Gateway::Connection::handleModels(const Route& route) {
   std::vector<std::string> models = sh.grants->grantedModels(*identity_, sh.config->providers);
   std::string body = modelsBody(route.shape, models, *sh.config);
   http::HeaderList h{{"content-type", "application/json"}};
-  respond(200, std::move(h), std::move(body));
+  answer(200, std::move(h), std::move(body), route.kind);
 }
 
 void Gateway::Connection::handleAdmin(const Route& route) {
@@ -238,12 +263,69 @@ void Gateway::Connection::handleAdmin(const Route& route) {
   Decision d = sh.grants->checkAdmin(*identity_);
   if (!d.allowed) {
     ++gw_.mutableCounters().denied;
-    respondError(route.shape, GatewayError::permission(d.reason));
+    refuse(route.shape, GatewayError::permission(d.reason), false, route.kind);
     return;
   }
   AdminResponse r = handleAdminRequest(gw_.options().reader, head_.method, head_.target);
   http::HeaderList h{{"content-type", "application/json"}};
-  respond(r.status, std::move(h), std::move(r.body));
+  // Admin answers are logged without their bodies: they are the log itself.
+  std::string error = r.status >= 400 ? "admin API answered " + std::to_string(r.status) : "";
+  answer(r.status, std::move(h), std::move(r.body), route.kind, error);
+}
+
+void Gateway::Connection::refuse(ApiShape shape, const GatewayError& error, bool close_after,
+                                 RouteKind kind, const std::string& model) {
+  ErrorResponse r = errorResponse(shape, error);
+  busy_ = true;
+  answer(r.status, errorHeaders(r), std::move(r.body), kind, error.message, model, close_after);
+}
+
+void Gateway::Connection::answer(int status, http::HeaderList headers, std::string body,
+                                 RouteKind kind, const std::string& error, const std::string& model,
+                                 bool close_after) {
+  std::string id = newRequestId();
+  headers.add("x-gatehouse-request-id", id);
+  recordAnswer(status, error, kind, model, id, kind == RouteKind::kAdmin ? std::string() : body);
+  respond(status, std::move(headers), std::move(body), close_after);
+}
+
+void Gateway::Connection::recordAnswer(int status, const std::string& error, RouteKind kind,
+                                       const std::string& model, const std::string& request_id,
+                                       const std::string& response_body) {
+  LogWriter* log = gw_.options().log;
+  if (log == nullptr) return;
+  const GatewayConfig& cfg = *gw_.shared().config;
+  RequestRecord rec;
+  rec.id = request_id;
+  int64_t now = gw_.nowMs();
+  if (have_head_) {
+    fillRecordRequest(rec, identity_, head_);
+    rec.start_ms = request_start_ms_;
+  } else {
+    // The head never parsed (malformed, too large, too slow): what there is of its first line.
+    if (identity_) rec.identity = recordIdentity(*identity_);
+    rec.start_ms = now;
+    std::string_view line(raw_head_);
+    line = line.substr(0, std::min<size_t>(line.find("\r\n"), 512));
+    size_t sp = line.find(' ');
+    rec.method = std::string(line.substr(0, std::min<size_t>(sp, 16)));
+    if (sp != std::string_view::npos) {
+      std::string_view target = line.substr(sp + 1);
+      rec.path = std::string(target.substr(0, target.find(' ')));
+    }
+  }
+  rec.api_kind = apiKindName(kind);
+  rec.model = model;
+  rec.status = status;
+  rec.error = cfg.redact(error);
+  rec.latency_ms = std::max<int64_t>(0, now - rec.start_ms);
+  rec.response_headers = {};
+  if (cfg.logging.bodies) {
+    size_t cap = gw_.options().max_logged_body_bytes;
+    if (have_head_ && kind != RouteKind::kAdmin) rec.request_body = body_.substr(0, cap);
+    rec.response_body = response_body.substr(0, cap);
+  }
+  log->submit(std::move(rec));
 }
 
 bool Gateway::Connection::write(std::string bytes) {
@@ -299,14 +381,8 @@ void Gateway::Connection::respond(int status, http::HeaderList headers, std::str
 void Gateway::Connection::respondError(ApiShape shape, const GatewayError& error,
                                        bool close_after) {
   ErrorResponse r = errorResponse(shape, error);
-  http::HeaderList h;
-  h.add("content-type", r.content_type);
-  for (auto& [n, v] : r.headers) {
-    if (http::equalsIgnoreCase(n, "connection")) continue;
-    h.add(n, v);
-  }
   busy_ = true;
-  respond(r.status, std::move(h), std::move(r.body), close_after);
+  respond(r.status, errorHeaders(r), std::move(r.body), close_after);
 }
 
 void Gateway::Connection::exchangeDone(bool close_after) {
@@ -318,17 +394,7 @@ void Gateway::Connection::dropExchange() {
   // Destroyed later: we may be inside one of the exchange's callbacks.
   if (exchange_) {
     Exchange* ex = exchange_.release();
-    uv_timer_t* t = new uv_timer_t;
-    uv_timer_init(gw_.loop(), t);
-    t->data = ex;
-    uv_timer_start(
-        t,
-        [](uv_timer_t* t) {
-          delete static_cast<Exchange*>(t->data);
-          uv_close(reinterpret_cast<uv_handle_t*>(t),
-                   [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-        },
-        0, 0);
+    gw_.defer([ex] { delete ex; });
   }
 }
 
@@ -342,27 +408,12 @@ void Gateway::Connection::finishRequest(bool close_after) {
     return;
   }
   busy_ = false;
-  armTimer(gw_.options().idle_timeout_ms);
+  armIdleTimer();
   // A pipelined request may already be waiting; parse it outside the current callback stack.
   if (!in_.empty()) {
-    auto alive = alive_;
-    uv_timer_t* t = new uv_timer_t;
-    uv_timer_init(gw_.loop(), t);
-    struct Ctx {
-      Connection* c;
-      std::shared_ptr<bool> alive;
-    };
-    t->data = new Ctx{this, alive};
-    uv_timer_start(
-        t,
-        [](uv_timer_t* t) {
-          auto* ctx = static_cast<Ctx*>(t->data);
-          if (*ctx->alive && !ctx->c->busy_ && !ctx->c->closing_) ctx->c->process();
-          delete ctx;
-          uv_close(reinterpret_cast<uv_handle_t*>(t),
-                   [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-        },
-        0, 0);
+    gw_.defer([this, alive = alive_] {
+      if (*alive && !busy_ && !closing_) process();
+    });
   }
 }
 

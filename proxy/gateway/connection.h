@@ -70,6 +70,17 @@ class Gateway::Connection {
   void handleModels(const Route& route);
   void handleAdmin(const Route& route);
   void finishRequest(bool close_after);
+  // What the gateway answers itself (refusals, errors, /v1/models, the admin API): the response
+  // plus one log record, so that denied and malformed requests are audited like proxied ones.
+  // (respond()/respondError() alone write no record: the Exchange logs its own.)
+  void refuse(ApiShape shape, const GatewayError& error, bool close_after, RouteKind kind,
+              const std::string& model = "");
+  void answer(int status, http::HeaderList headers, std::string body, RouteKind kind,
+              const std::string& error = "", const std::string& model = "",
+              bool close_after = false);
+  void recordAnswer(int status, const std::string& error, RouteKind kind, const std::string& model,
+                    const std::string& request_id, const std::string& response_body);
+  void armIdleTimer();
   void armTimer(int64_t ms);
   void onTimer();
   void closeHandle();
@@ -87,6 +98,7 @@ class Gateway::Connection {
   http::RequestHead head_;
   std::string body_;
   int64_t request_start_ms_ = 0;
+  uint64_t idle_deadline_ = 0;  // loop ms: an idle keep-alive connection closes then
   std::unique_ptr<Exchange> exchange_;
   bool busy_ = false;  // a request is being answered: stop parsing further ones
   bool closing_ = false;

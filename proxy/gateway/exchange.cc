@@ -3,50 +3,12 @@
 
 #include "proxy/config/credentials.h"
 #include "proxy/gateway/connection.h"
-#include "proxy/upstream/target.h"
+#include "proxy/gateway/records.h"
 
 namespace gatehouse::proxy {
 namespace {
 
 constexpr size_t kPauseClientBytes = 1 << 20;  // pause the upstream past this much unsent
-
-bool isSessionHeader(std::string_view name) {
-  return http::equalsIgnoreCase(name, "x-claude-code-session-id") ||
-         http::equalsIgnoreCase(name, "session_id") || http::equalsIgnoreCase(name, "session-id");
-}
-
-std::vector<RecordHeader> toRecordHeaders(const http::HeaderList& h) {
-  std::vector<RecordHeader> out;
-  out.reserve(h.size());
-  for (const http::Header& x : h) out.push_back({x.name, x.value});
-  return out;
-}
-
-RequestIdentity recordIdentity(const wg::Identity& id) {
-  RequestIdentity r;
-  r.node_id = id.node_id;
-  r.node_name = id.name;
-  r.user_login = id.user_login;
-  r.user_display_name = id.user_display_name;
-  r.groups = id.groups;
-  r.tags = id.tags;
-  return r;
-}
-
-std::string apiKindName(RouteKind k) {
-  switch (k) {
-    case RouteKind::kAnthropicMessages:
-      return "anthropic.messages";
-    case RouteKind::kAnthropicCountTokens:
-      return "anthropic.count_tokens";
-    case RouteKind::kOpenAIChat:
-      return "openai.chat";
-    case RouteKind::kOpenAIResponses:
-      return "openai.responses";
-    default:
-      return std::string(routeName(k));
-  }
-}
 
 }  // namespace
 
@@ -117,17 +79,8 @@ void Exchange::start() {
 }
 
 void Exchange::acquire() {
-  TlsOptions tls;
-  tls.extra_ca_file = provider_->ca_file;
-  auto url = parseUpstreamUrl(provider_->base_url, provider_->local, tls);
-  if (!url) {
-    upstreamFailed(GatewayError::badGateway("provider \"" + provider_->id +
-                                            "\" is misconfigured: " + url.status().message()),
-                   url.status().message());
-    return;
-  }
   pending_acquire_ =
-      gw_.pool().acquire(url->target, [this](Result<std::unique_ptr<UpstreamConnection>> r) {
+      gw_.pool().acquire(provider_->target, [this](Result<std::unique_ptr<UpstreamConnection>> r) {
         pending_acquire_ = nullptr;
         onAcquired(std::move(r));
       });
@@ -251,8 +204,8 @@ void Exchange::onResponseHead(http::ResponseHead head) {
   }
   out.add("x-gatehouse-request-id", request_id_);
   if (!head_.keepAlive) out.add("Connection", "close");
-  response_headers_ = out;
   auto bytes = http::serializeResponseHead(head.status, head.reason, out);
+  response_headers_ = std::move(out);
   if (!bytes) {
     upstreamFailed(GatewayError::badGateway("provider response head cannot be forwarded"),
                    bytes.status().message());
@@ -346,16 +299,10 @@ void Exchange::record(const std::string& error) {
   RequestRecord rec;
   rec.id = request_id_;
   rec.start_ms = start_ms_;
-  if (client_.identity()) rec.identity = recordIdentity(*client_.identity());
-  for (const http::Header& h : head_.headers) {
-    if (isSessionHeader(h.name) && rec.session_id.empty()) rec.session_id = h.value;
-    if (http::equalsIgnoreCase(h.name, "user-agent")) rec.user_agent = h.value;
-  }
+  fillRecordRequest(rec, client_.identity(), std::move(head_.headers), head_);
   rec.provider = provider_->id;
   rec.api_kind = apiKindName(route_.kind);
   rec.model = tr.model.empty() ? model_.model : tr.model;
-  rec.method = head_.method;
-  rec.path = head_.target;
   rec.status = head_sent_ || status_ != 0 ? status_ : 0;
   rec.error = shared_.config->redact(error);
   rec.latency_ms = static_cast<int64_t>(uv_now(gw_.loop()) - start_loop_ms_);
@@ -374,12 +321,13 @@ void Exchange::record(const std::string& error) {
     Cost c = costOfResponse(*shared_.prices, providerOf(apiKind()), model_.model, tr);
     if (c.known) rec.cost_nanodollars = c.nanos;
   }
-  rec.request_headers = toRecordHeaders(head_.headers);
-  rec.response_headers = toRecordHeaders(response_headers_);
+  rec.response_headers = toRecordHeaders(std::move(response_headers_));
   if (shared_.config->logging.bodies) {
-    rec.request_body = body_.size() <= gw_.options().max_logged_body_bytes
-                           ? body_
-                           : body_.substr(0, gw_.options().max_logged_body_bytes);
+    // The exchange is over: the body moves into the record rather than being copied.
+    if (body_.size() > gw_.options().max_logged_body_bytes) {
+      body_.resize(gw_.options().max_logged_body_bytes);
+    }
+    rec.request_body = std::move(body_);
     if (head_sent_) rec.response_body = std::move(logged_response_);
   }
   log->submit(std::move(rec));

@@ -46,9 +46,30 @@ Gateway::Gateway(uv_loop_t* loop, GatewayOptions options)
     for (Pending& p : pending) gw->adopt(p.fd, std::move(p.identity), std::move(p.remote));
   });
   async_->data = this;
+  defer_timer_ = new uv_timer_t;
+  uv_timer_init(loop_, defer_timer_);
+  defer_timer_->data = this;
 }
 
-Gateway::~Gateway() { close(); }
+Gateway::~Gateway() {
+  close();
+  runDeferred();  // deferrals made while closing
+}
+
+void Gateway::defer(std::function<void()> fn) {
+  deferred_.push_back(std::move(fn));
+  if (defer_timer_ != nullptr && !uv_is_active(reinterpret_cast<uv_handle_t*>(defer_timer_))) {
+    uv_timer_start(
+        defer_timer_, [](uv_timer_t* t) { static_cast<Gateway*>(t->data)->runDeferred(); }, 0, 0);
+  }
+}
+
+void Gateway::runDeferred() {
+  // A deferred function may defer again: those run on the next round.
+  std::vector<std::function<void()>> now;
+  now.swap(deferred_);
+  for (auto& fn : now) fn();
+}
 
 int64_t Gateway::nowMs() const {
   if (options_.now_ms) return options_.now_ms();
@@ -152,6 +173,13 @@ void Gateway::close() {
   }
   for (Connection* c : std::set<Connection*>(connections_)) c->abort();
   connections_.clear();
+  // close() never runs inside a connection's callbacks: finish what was deferred now.
+  runDeferred();
+  if (defer_timer_ != nullptr) {
+    uv_close(reinterpret_cast<uv_handle_t*>(defer_timer_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    defer_timer_ = nullptr;
+  }
   if (async_ != nullptr) {
     uv_close(reinterpret_cast<uv_handle_t*>(async_),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });

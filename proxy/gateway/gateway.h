@@ -96,6 +96,10 @@ class Gateway {
   GatewayCounters& mutableCounters() { return counters_; }
   class Connection;
   void forget(Connection* c);
+  // Runs `fn` on the loop after the current callback stack unwinds (the next loop iteration): a
+  // connection deleting the exchange that is calling it, or parsing a pipelined request outside
+  // the callback that finished the previous one. One timer serves every deferral.
+  void defer(std::function<void()> fn);
   void acceptLoopback(uv_stream_t* server, const wg::Identity& identity);
 
  private:
@@ -108,6 +112,9 @@ class Gateway {
   std::set<Connection*> connections_;
   Listener* listener_ = nullptr;
   uv_async_t* async_ = nullptr;
+  uv_timer_t* defer_timer_ = nullptr;
+  std::vector<std::function<void()>> deferred_;
+  void runDeferred();
   std::mutex adopt_mu_;
   struct Pending {
     int fd;

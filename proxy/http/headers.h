@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace gatehouse::proxy::http {
@@ -79,6 +80,8 @@ class HeaderList {
   const_iterator begin() const { return headers_.begin(); }
   const_iterator end() const { return headers_.end(); }
   const std::vector<Header>& entries() const { return headers_; }
+  // Moves the fields out, leaving the list empty.
+  std::vector<Header> release() { return std::exchange(headers_, {}); }
   bool operator==(const HeaderList&) const = default;
 
  private:

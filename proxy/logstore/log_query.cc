@@ -365,6 +365,11 @@ Result<RequestRecord> LogReader::getRequest(std::string_view id, bool with_bodie
   return r;
 }
 
+// Usage counts model calls: not the models list, admin calls or requests that never routed.
+constexpr const char* kModelCallsOnly =
+    " AND r.api_kind IN ('anthropic.messages', 'anthropic.count_tokens', 'openai.chat', "
+    "'openai.responses')";
+
 Result<std::vector<UsageRow>> LogReader::usage(const UsageQuery& query) {
   Shape shape = shapeFor(query.filter);
   SqlQuery q;
@@ -373,6 +378,7 @@ Result<std::vector<UsageRow>> LogReader::usage(const UsageQuery& query) {
   // CROSS JOIN keeps requests as the outer loop, so a time window uses requests_time.
   if (query.group_by == UsageGroupBy::kTag) q.sql += " CROSS JOIN request_tags g ON g.seq = r.seq";
   appendWhere(query.filter, shape, q);
+  q.sql += kModelCallsOnly;
   // The unary + keeps SQLite from scanning a whole index for its order when a time window would
   // read far fewer rows (there are no statistics to tell it so).
   q.sql += std::string(" GROUP BY +") + groupBy(query.group_by).key_sql + " ORDER BY 1";
@@ -392,6 +398,7 @@ Result<std::vector<SessionRow>> LogReader::sessions(const SessionsQuery& query) 
   q.sql = std::string("SELECT r.session_id, r.user_login, MIN(r.start_ms), MAX(r.start_ms), ") +
           kTotalsColumns + fromClause(shape);
   appendWhere(query.filter, shape, q);
+  q.sql += kModelCallsOnly;
   q.sql += " AND r.session_id != '' GROUP BY +r.user_login, +r.session_id ORDER BY 4 DESC, 1, 2";
   appendPage(clampLimit(query.limit), query.offset, q);
 

@@ -40,7 +40,9 @@
 namespace gatehouse::proxy {
 
 struct PoolOptions {
-  size_t max_idle_per_upstream = 8;
+  // A busy gateway keeps as many warm connections as it has calls in flight: evicting them only
+  // to connect again costs a TCP (and TLS) handshake per request.
+  size_t max_idle_per_upstream = 256;
   // Below the 60–120 s keep-alive of the large providers' front ends, so we usually drop first.
   int64_t idle_timeout_ms = 55'000;
   ConnectionOptions connection;

@@ -8,7 +8,8 @@
 #   - whoIs on the destination names user, groups, tags and capabilities exactly;
 #   - ping through the tunnel where ICMP is granted, not where it is not;
 #   - a transfer running across a control server restart is not interrupted; a node restarted
-#     while the server is down comes up from its persisted map and works;
+#     while the server is down comes up from its persisted map and works; a restarted node that
+#     only serves greets its peers, so they reach it at once;
 #   - a policy change reaches the affected nodes; a deleted node's packets are refused;
 #   - an expired node key is replaced and the node re-authenticates on its own;
 #   - a reused single-use key, an expired key and a revoked key are refused with a clear message.
@@ -222,6 +223,24 @@ stop_up bot
 up bot "" --forward "127.0.0.1:$FWD_BOT=alice:80"
 wait_ready bot
 wait_for "bot restarted while control is down reaches alice from its last map" 50 http_ok "$FWD_BOT"
+# The other side: alice, which only serves, restarts while bot holds a session with the old
+# process. alice greets its peers as it starts, so bot gets through at once rather than after
+# WireGuard's rekey timeout (about 15 s when nobody greets).
+http_ok "$FWD_BOT" || true
+stop_up alice
+: >"$WORKDIR/alice.log"
+up alice "$KEY_ALICE" --serve 80=whoami --serve 22=whoami --serve "8000=127.0.0.1:$SPORT"
+wait_ready alice
+t0=$(date +%s%N)
+reached=no
+while [ $((($(date +%s%N) - t0) / 1000000)) -lt 6000 ]; do
+  if curl -s -m 1 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$FWD_BOT/" | grep -q 200; then
+    reached=yes
+    break
+  fi
+  sleep 0.1
+done
+assert_eq "bot reaches the restarted alice within 6 s (alice greets its peers)" yes "$reached"
 start_control
 conn() { status_json "$1" | jq_py 'sys.exit(0 if d["control"]["state"]=="connected" else 1)'; }
 wait_for "alice reconnected to the restarted server" 150 conn alice

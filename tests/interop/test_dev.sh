@@ -2,7 +2,8 @@
 # `gatehouse dev` end to end, as a user runs it: start it on a free port, wait for its ready line,
 # run the curl line it prints (JSON and streaming), call it with the official Anthropic and OpenAI
 # SDKs (key "-"), then Ctrl-C (SIGINT) it and check that it and every child exit within 5 s, that
-# nothing listens on the port any more and that its temporary state directory is gone.
+# nothing listens on the port any more and that its temporary state directory is gone. On the way,
+# `gatehouse admin logs|usage` read the log through the gateway and straight from its database.
 # Usage: test_dev.sh GATEHOUSE_BIN
 source "$(dirname "$0")/lib.sh"
 lib_init dev "${1:-}"
@@ -82,6 +83,33 @@ if command -v node >/dev/null && [ -d "$HERE/node_modules/openai" ]; then
 else
   fail "SDKs missing: run npm ci --prefix tests/gateway"
 fi
+
+section "gatehouse admin reads the log (the dev user is an admin)"
+GW="http://127.0.0.1:$PORT"
+out=$("$G" admin logs --gateway "$GW" 2>&1) && rc=0 || rc=$?
+assert_eq "admin logs: exit 0" 0 "$rc"
+rows=$(grep -c " dev@gatehouse.dev " <<<"$out" || true)
+check "admin logs: a header and a row per call, by the dev user ($rows rows)" \
+  bash -c '[ "$2" -ge 4 ] && head -1 <<<"$1" | grep -q "^TIME (UTC) *ID *WHO *MODEL *STATUS"' _ "$out" "$rows"
+newest=$("$G" admin logs --gateway "$GW" --model claude-sonnet-4-5 --limit 1 --json |
+  jq_py "print(d['requests'][0]['id'])") || true
+one=$("$G" admin logs --gateway "$GW" "$newest" 2>&1) || true
+check "admin logs ID: the whole record with its request body" \
+  jq_py "sys.exit(0 if d['id'] == '$newest' and d.get('request_body') else 1)" <<<"$one"
+out=$("$G" admin usage --by model --gateway "$GW" 2>&1) && rc=0 || rc=$?
+assert_eq "admin usage --by model: exit 0" 0 "$rc"
+check "admin usage: claude-sonnet-4-5 row, gpt-5 row and TOTAL" \
+  bash -c 'grep -q "^claude-sonnet-4-5 " <<<"$1" && grep -q "^gpt-5 " <<<"$1" && grep -q "^TOTAL " <<<"$1"' _ "$out"
+total_api=$(curl -s "$GW/api/usage?group_by=user" | jq_py "print(sum(r['requests'] for r in d['rows']))")
+total_db=$("$G" admin usage --by user --json --db "$STATE/gateway-logs.db" | jq_py "print(sum(r['requests'] for r in d['rows']))") || true
+assert_eq "admin usage --db reads the same log from the file" "$total_api" "$total_db"
+out=$("$G" admin logs --gateway "$GW" --since yesterday 2>&1) && rc=0 || rc=$?
+assert_eq "a bad --since: exit 2" 2 "$rc"
+check "… naming the forms it takes" grep -q "want Unix ms, a date" <<<"$out"
+DEAD=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+out=$("$G" admin logs --gateway "http://127.0.0.1:$DEAD" 2>&1) && rc=0 || rc=$?
+assert_eq "an unreachable gateway: exit 2" 2 "$rc"
+check "… with the address and the reason" grep -q "cannot reach the gateway at http://127.0.0.1:$DEAD" <<<"$out"
 
 section "Ctrl-C stops everything"
 KIDS=$(pgrep -P "$DEV_PID" | tr '\n' ' ' || true)

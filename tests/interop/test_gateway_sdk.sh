@@ -83,10 +83,10 @@ cat >"$WORKDIR/gateway.hujson" <<EOF
   "hostname": "ai",
   "providers": {
     "anthropic": {"kind": "anthropic", "base_url": "https://127.0.0.1:$MOCK_PORT",
-                  "key": "env:GH_TEST_ANTHROPIC_KEY", "models": ["claude-*"],
+                  "key": "env:GH_TEST_ANTHROPIC_KEY", "models": ["claude-sonnet-4-5", "claude-*"],
                   "ca_file": "$WORKDIR/tls/ca.pem"},
     "openai": {"kind": "openai", "base_url": "https://127.0.0.1:$MOCK_PORT",
-               "key": "file:$WORKDIR/openai.key", "models": ["gpt-*", "o4-*"],
+               "key": "file:$WORKDIR/openai.key", "models": ["gpt-5", "gpt-*", "o4-*"],
                "ca_file": "$WORKDIR/tls/ca.pem"},
     // No test CA: its certificate cannot be verified.
     "untrusted": {"kind": "openai", "base_url": "https://127.0.0.1:$MOCK_PORT",
@@ -194,8 +194,10 @@ sdk_ok "anthropic messages stream with a tool call" alice --provider anthropic \
   -- "d['tool_calls'][0]['input'] == {'command': 'ls -la /tmp'} and d['stop_reason'] == 'tool_use'"
 sdk_ok "anthropic count_tokens" alice --provider anthropic --scenario count-tokens \
   --model claude-sonnet-4-5 -- "d['input_tokens'] > 0"
-sdk_ok "anthropic models.list: only granted models" alice --provider anthropic --scenario models \
-  -- "True"
+# /v1/models lists the concrete model names of the providers' lists that the caller's grants
+# allow (patterns cannot be listed): alice may use both providers.
+sdk_ok "anthropic models.list: alice's granted models" alice --provider anthropic --scenario models \
+  -- "sorted(d['models']) == ['claude-sonnet-4-5', 'gpt-5']"
 sdk_ok "openai chat" alice --provider openai --scenario chat --model gpt-5 --prompt "hi" \
   -- "d['text'] == 'mock: hi'"
 sdk_ok "openai chat stream with include_usage" alice --provider openai --scenario chat-stream \
@@ -206,7 +208,8 @@ sdk_ok "openai responses" alice --provider openai --scenario responses --model g
 sdk_ok "openai responses stream with a function call" alice --provider openai \
   --scenario responses-stream --model gpt-5 --prompt 'x [[mock:tool_use shell "git status"]]' \
   -- "len(d['tool_calls']) == 1"
-sdk_ok "openai models.list" alice --provider openai --scenario models -- "True"
+sdk_ok "openai models.list: alice's granted models" alice --provider openai --scenario models \
+  -- "sorted(d['models']) == ['claude-sonnet-4-5', 'gpt-5']"
 
 section "the provider saw the real key, never the placeholder"
 mock /__mock/requests >"$WORKDIR/mock_requests.json"
@@ -244,6 +247,8 @@ check "response body through the gateway is byte-identical to the provider's" \
 section "identity: a tagged node with a capability grant; a user without a grant"
 sdk_ok "bot (tag:pr-review-bot, capability grant) may use claude" bot --provider anthropic \
   --scenario messages --model claude-haiku-4-5 --prompt "review"
+sdk_ok "bot's models.list holds only what its capability grants (no gpt-5)" bot --provider openai \
+  --scenario models -- "d['models'] == ['claude-sonnet-4-5']"
 out=$(sdk bot --provider openai --scenario chat --model gpt-5 --prompt "x")
 got=$(printf '%s' "$out" | tail -n1 | jq_py "e=d['error']; print(e['status'], e.get('type'))")
 assert_eq "bot has no grant for openai/gpt-5: 403 in OpenAI's shape" "403 permission_error" "$got"
@@ -290,9 +295,10 @@ nsx "$NS_CLI" curl -s "http://127.0.0.1:${FWD[alice]}/api/requests?limit=200" >"
 got=$(jq_py "
 recs = d['requests'] if 'requests' in d else d['records']
 a = [r for r in recs if r['identity']['user_login'] == 'alice@example.com' and r['status'] == 200]
-b = [r for r in recs if 'tag:pr-review-bot' in r['identity']['tags'] and r['status'] == 200]
+b = [r for r in recs if 'tag:pr-review-bot' in r['identity']['tags'] and r['status'] == 200 and r['api_kind'] == 'anthropic.messages']
+m = [r for r in recs if 'tag:pr-review-bot' in r['identity']['tags'] and r['api_kind'] == 'models']
 chat = [r for r in a if r['api_kind'] == 'openai.chat' and r['tokens'].get('cache_read') == 1000]
-print(len(a) >= 8, len(b) == 1, len(chat) == 1 and chat[0]['tokens']['input'] == 1200 and chat[0]['tokens']['output'] == 80 and chat[0]['tokens']['reasoning'] == 30 and chat[0].get('cost_nanodollars') == 2425000)
+print(len(a) >= 8, len(b) == 1 and len(m) == 1 and m[0]['status'] == 200, len(chat) == 1 and chat[0]['tokens']['input'] == 1200 and chat[0]['tokens']['output'] == 80 and chat[0]['tokens']['reasoning'] == 30 and chat[0].get('cost_nanodollars') == 2425000)
 " <"$WORKDIR/requests.json")
 # 1200 × $1.25 + 1000 cached × $0.125 + 80 × $10 per million = $0.002425 = 2,425,000 nano-dollars.
 assert_eq "alice's requests, the bot's (by tag) and exact tokens + cost for the chat stream" \
@@ -306,6 +312,13 @@ print(len(p) == 1 and p[0]['partial'] and (p[0]['tokens'].get('input') or 0) > 0
 assert_eq "the aborted stream is logged as partial with the usage seen so far" "True" "$got"
 got=$(nsx "$NS_CLI" curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${FWD[bob]}/api/requests")
 assert_eq "bob is not an admin: 403 on /api" "403" "$got"
+out=$(nsx "$NS_CLI" "$G" admin logs --gateway "http://127.0.0.1:${FWD[bob]}" 2>&1) && rc=0 || rc=$?
+assert_eq "gatehouse admin logs as bob: refused (exit 1)" 1 "$rc"
+check "… and says why (403, role admin)" grep -q "403.*role admin" <<<"$out"
+out=$(nsx "$NS_CLI" "$G" admin usage --by user --gateway "http://127.0.0.1:${FWD[alice]}" 2>&1) && rc=0 || rc=$?
+assert_eq "gatehouse admin usage as alice (admin) through the tunnel: exit 0" 0 "$rc"
+check "… lists alice and the bot's tag by user with a TOTAL row" \
+  bash -c 'grep -q "^alice@example.com " <<<"$1" && grep -q "^TOTAL " <<<"$1"' _ "$out"
 check_not "no provider key in the log database" grep -qa -e "$REAL_ANT" -e "$REAL_OAI" \
   "$WORKDIR/gateway-logs.db" "$WORKDIR/gateway-logs.db-wal"
 

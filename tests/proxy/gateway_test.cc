@@ -610,14 +610,24 @@ TEST_F(GatewayTest, NoIdentityIs403) {
 
 TEST_F(GatewayTest, HeaderSectionOverLimitIs431AndClose) {
   Client c(port_);
-  c.send("POST /v1/messages HTTP/1.1\r\nHost: ai\r\nanthropic-version: 2023-06-01\r\nX-Big: " +
-         std::string(16 * 1024, 'a') + "\r\n\r\n");
+  c.send(
+      "POST /v1/messages?beta=true HTTP/1.1\r\nHost: ai\r\nanthropic-version: "
+      "2023-06-01\r\nX-Big: " +
+      std::string(16 * 1024, 'a') + "\r\n\r\n");
   auto r = c.read();
   ASSERT_TRUE(r);
   expectAnthropicError(*r, 431, "");  // shaped from the raw head: the parser refused it
   EXPECT_EQ(lower(r->header("connection")), "close");
   EXPECT_NE(errorMessage(*r).find("header"), std::string::npos) << r->body;
   EXPECT_TRUE(c.closedWithin(1000));
+  // Logged from what there is of the head: its request line and the connection's identity.
+  auto rec = recordFor(r->header("x-gatehouse-request-id"));
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->status, 431);
+  EXPECT_EQ(rec->method, "POST");
+  EXPECT_EQ(rec->path, "/v1/messages?beta=true");
+  EXPECT_EQ(rec->identity.user_login, "alice@example.com");
+  EXPECT_NE(rec->error.find("header"), std::string::npos) << rec->error;
 }
 
 TEST_F(GatewayTest, ContentLengthOverLimitIs413AndClose) {
@@ -702,7 +712,10 @@ TEST_F(GatewayTest, SlowlorisGets408WhileOthersAreServed) {
   EXPECT_TRUE(slow_closed);
   EXPECT_GE(slow_ms, kReadMs - 50);  // the loop's cached clock may trail ours a little
   EXPECT_LT(slow_ms, kReadMs + 1500);
-  EXPECT_EQ(waitRecords(served).size(), static_cast<size_t>(served));
+  // The served requests, and the 408 (refusals are logged too).
+  auto recs = waitRecords(served + 1);
+  EXPECT_EQ(recs.size(), static_cast<size_t>(served + 1));
+  EXPECT_EQ(std::count_if(recs.begin(), recs.end(), [](auto& r) { return r.status == 408; }), 1);
 }
 
 TEST_F(GatewayTest, IdleKeepAliveConnectionIsClosed) {
@@ -715,6 +728,82 @@ TEST_F(GatewayTest, IdleKeepAliveConnectionIsClosed) {
   EXPECT_TRUE(c.closedWithin(kIdleMs + 1500));
   EXPECT_GE(msSince(t0), kIdleMs / 2);
   EXPECT_TRUE(c.buf.empty()) << c.buf;  // closed without a response
+}
+
+TEST_F(GatewayTest, BlankLinesDoNotHoldAnIdleConnectionOpen) {
+  // HTTP/1.1 lets a client send empty lines between requests; they must not reset the idle clock.
+  Client c(port_);
+  c.send(anthropicCall("claude-ok"));
+  auto r = c.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  auto t0 = Clock::now();
+  bool closed = false;
+  while (!closed && msSince(t0) < 4 * kIdleMs) {
+    if (!c.send("\r\n")) {
+      closed = true;
+      break;
+    }
+    closed = c.closedWithin(static_cast<int>(kIdleMs / 6));
+  }
+  EXPECT_TRUE(closed) << "still open after " << msSince(t0) << " ms of blank lines";
+  EXPECT_LT(msSince(t0), kIdleMs + 1500);
+  EXPECT_TRUE(c.buf.empty()) << c.buf;
+}
+
+// ---- what the gateway answers itself is logged ------------------------------------------------
+
+TEST_F(GatewayTest, RefusalsAndErrorsAreLoggedWithIdentity) {
+  Client c(port_);
+  c.send(openaiCall("gpt-5-secret"));  // not granted
+  auto denied = c.read();
+  ASSERT_TRUE(denied);
+  EXPECT_EQ(denied->status, 403);
+  c.send(post("/v1/messages", "{not json",
+              kAnthropicHeaders + "X-Claude-Code-Session-Id: sess-refused\r\n"
+                                  "User-Agent: claude-cli/2.0.14 (external, cli)\r\n"));
+  auto malformed = c.read();
+  ASSERT_TRUE(malformed);
+  EXPECT_EQ(malformed->status, 400);
+  c.send("GET /v2/nothing HTTP/1.1\r\nHost: ai\r\n\r\n");
+  auto missing = c.read();
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+
+  for (const Response* r : {&*denied, &*malformed, &*missing}) {
+    EXPECT_EQ(r->header("x-gatehouse-request-id").size(), 32u) << r->status;
+  }
+  auto d = recordFor(denied->header("x-gatehouse-request-id"));
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->status, 403);
+  EXPECT_EQ(d->identity.user_login, "alice@example.com");
+  EXPECT_EQ(d->identity.groups, std::vector<std::string>{"group:eng"});
+  EXPECT_EQ(d->model, "gpt-5-secret");
+  EXPECT_EQ(d->api_kind, "openai.chat");
+  EXPECT_EQ(d->path, "/v1/chat/completions");
+  EXPECT_NE(d->error.find("gpt-5-secret"), std::string::npos) << d->error;
+  EXPECT_FALSE(d->tokens.input.has_value());
+  EXPECT_FALSE(d->cost_nanodollars.has_value());
+
+  auto m = recordFor(malformed->header("x-gatehouse-request-id"));
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->status, 400);
+  EXPECT_EQ(m->session_id, "sess-refused");
+  EXPECT_EQ(m->user_agent, "claude-cli/2.0.14 (external, cli)");
+  EXPECT_FALSE(m->error.empty());
+  // Logged headers never carry the client's credential value.
+  for (const RecordHeader& h : m->request_headers) {
+    if (lower(h.name) == "x-api-key") {
+      EXPECT_EQ(h.value, kRedacted);
+    }
+  }
+
+  auto n = recordFor(missing->header("x-gatehouse-request-id"));
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->status, 404);
+  EXPECT_EQ(n->method, "GET");
+  EXPECT_EQ(n->path, "/v2/nothing");
+  EXPECT_TRUE(upstream_.seen().empty());
 }
 
 // ---- keep-alive, pipelining, framing -------------------------------------------------------

@@ -76,6 +76,7 @@ RequestRecord rec(const std::string& id, int64_t start_ms, const std::string& us
   r.start_ms = start_ms;
   r.identity.user_login = user;
   r.identity.tags = std::move(tags);
+  r.api_kind = "anthropic.messages";
   r.model = model;
   r.status = 200;
   return r;
@@ -367,6 +368,34 @@ TEST(LogStoreTest, UsageSumsAreExactForEveryGrouping) {
   EXPECT_EQ(j[0]["unpriced_requests"], 1);
   EXPECT_EQ(parseUsageGroupBy("user_agent"), UsageGroupBy::kUserAgent);
   EXPECT_FALSE(parseUsageGroupBy("users"));
+}
+
+TEST(LogStoreTest, UsageAndSessionsCountModelCallsOnly) {
+  Scratch s;
+  auto store = openStore(s.db());
+  std::vector<RequestRecord> recs = {
+      rec("call", kT0, "alice", {}, "m"), rec("refused", kT0 + 1, "alice", {}, "m"),
+      rec("models", kT0 + 2, "alice", {}, ""), rec("admin", kT0 + 3, "alice", {}, ""),
+      rec("junk", kT0 + 4, "alice", {}, "")};
+  recs[1].status = 403;
+  recs[1].api_kind = "openai.chat";
+  recs[2].api_kind = "models";
+  recs[3].api_kind = "admin";
+  recs[4].api_kind = "not_found";
+  for (auto& r : recs) r.session_id = "s1";
+  insertAll(*store, recs);
+  auto reader = openReader(s.db());
+  auto u = reader->usage({UsageGroupBy::kUser, {}});
+  ASSERT_TRUE(u);
+  ASSERT_EQ(u->size(), 1u);
+  EXPECT_EQ((*u)[0].totals.requests, 2);  // the call and the refused call
+  auto sess = reader->sessions({});
+  ASSERT_TRUE(sess);
+  ASSERT_EQ(sess->size(), 1u);
+  EXPECT_EQ((*sess)[0].totals.requests, 2);
+  auto page = reader->listRequests({});
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->records.size(), 5u);  // all of them are in the log
 }
 
 TEST(LogStoreTest, TagFilterIsExact) {
