@@ -13,6 +13,7 @@
 
 #include "control/hujson.h"
 #include "control/policy.h"
+#include "proxy/config/gateway_config.h"  // globMatch
 
 namespace gatehouse::proxy {
 
@@ -110,28 +111,6 @@ std::string q(std::string_view s) { return "\"" + std::string(s) + "\""; }
 size_t literalChars(std::string_view pattern) {
   return static_cast<size_t>(
       std::count_if(pattern.begin(), pattern.end(), [](char c) { return c != '*'; }));
-}
-
-// Glob match where '*' matches any run of characters (including none). Greedy with one
-// backtrack point: O(|pattern| × |name|) at worst, which model names keep tiny.
-bool globMatch(std::string_view pattern, std::string_view name) {
-  size_t p = 0, n = 0, star = std::string_view::npos, mark = 0;
-  while (n < name.size()) {
-    if (p < pattern.size() && pattern[p] == '*') {
-      star = p++;
-      mark = n;
-    } else if (p < pattern.size() && pattern[p] == name[n]) {
-      ++p;
-      ++n;
-    } else if (star != std::string_view::npos) {
-      p = star + 1;
-      n = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
 }
 
 // Real price files nest about seven levels deep. Refusing far deeper input up front keeps the

@@ -1,8 +1,20 @@
 // Kernel ICMP echo (wg/transport/kernel_ping.h): the message builder and reply parser as bytes,
-// then one real echo on loopback (skipped where this process may open no ICMP socket).
+// then one real echo on loopback and one unanswered echo in a namespace of the test's own (skipped
+// where this process may open no ICMP socket or create no namespace).
 #include "wg/transport/kernel_ping.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <optional>
+#include <thread>
 
 namespace gatehouse::wg::icmp {
 namespace {
@@ -69,12 +81,38 @@ TEST(KernelPing, LoopbackEcho) {
 }
 
 TEST(KernelPing, NoReplyTimesOut) {
-  // TEST-NET-1 on a socket bound to loopback: the request goes nowhere and no reply comes.
-  auto rtt = kernelPing(*IpAddr::parse("192.0.2.1"), 1, 200, "lo");
-  if (!rtt && (rtt.status().code() == EPERM || rtt.status().code() == EACCES)) {
-    GTEST_SKIP() << rtt.status().message();
+  // In a network namespace of this test's own (unshare is per thread), whose loopback ignores
+  // echo requests: the request is sent, no reply comes, and nothing leaves the namespace.
+  std::string skip;
+  std::optional<Result<int64_t>> rtt;
+  std::thread t([&] {
+    if (::unshare(CLONE_NEWNET) != 0) {
+      skip = std::string("unshare(CLONE_NEWNET): ") + std::strerror(errno);
+      return;
+    }
+    int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+    bool up = s >= 0 && ::ioctl(s, SIOCGIFFLAGS, &ifr) == 0 &&
+              (ifr.ifr_flags |= IFF_UP, ::ioctl(s, SIOCSIFFLAGS, &ifr) == 0);
+    if (s >= 0) ::close(s);
+    int fd = ::open("/proc/sys/net/ipv4/icmp_echo_ignore_all", O_WRONLY | O_CLOEXEC);
+    bool ignore = fd >= 0 && ::write(fd, "1", 1) == 1;
+    if (fd >= 0) ::close(fd);
+    if (!up || !ignore) {
+      skip = std::string("cannot set up the namespace's loopback: ") + std::strerror(errno);
+      return;
+    }
+    rtt = kernelPing(*IpAddr::parse("127.0.0.1"), 1, 200, "lo");
+  });
+  t.join();
+  if (!skip.empty()) GTEST_SKIP() << skip;
+  ASSERT_TRUE(rtt.has_value());
+  if (!*rtt && (rtt->status().code() == EPERM || rtt->status().code() == EACCES)) {
+    GTEST_SKIP() << rtt->status().message();
   }
-  EXPECT_FALSE(rtt);
+  ASSERT_FALSE(*rtt) << "a reply came in " << rtt->value() << " ns";
+  EXPECT_EQ(rtt->status().code(), ETIMEDOUT) << rtt->status().message();
 }
 
 }  // namespace
