@@ -328,8 +328,29 @@ void Gateway::Connection::recordAnswer(int status, const std::string& error, Rou
   log->submit(std::move(rec));
 }
 
+void Gateway::Connection::cork() { corked_ = true; }
+
+void Gateway::Connection::uncork() {
+  if (!corked_) return;
+  corked_ = false;
+  if (!cork_buf_.empty()) write(std::exchange(cork_buf_, {}));
+}
+
 bool Gateway::Connection::write(std::string bytes) {
   if (closing_ || bytes.empty()) return !closing_;
+  if (corked_) {
+    cork_buf_ += bytes;
+    return true;
+  }
+  if (queued_bytes_ == 0) {
+    // Nothing queued: hand the bytes to the socket now. A uv_write that completes at once still
+    // costs an epoll_ctl (libuv re-arms the watcher when it drains); most responses fit the
+    // socket buffer whole. Whatever does not fit (or an error) goes the queued way below.
+    uv_buf_t now = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
+    int n = uv_try_write(reinterpret_cast<uv_stream_t*>(tcp_), &now, 1);
+    if (n == static_cast<int>(bytes.size())) return true;
+    if (n > 0) bytes.erase(0, static_cast<size_t>(n));
+  }
   auto* w = new WriteReq{{}, std::move(bytes), this, alive_};
   queued_bytes_ += w->data.size();
   uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
@@ -399,6 +420,7 @@ void Gateway::Connection::dropExchange() {
 }
 
 void Gateway::Connection::finishRequest(bool close_after) {
+  uncork();
   have_head_ = false;
   body_.clear();
   raw_head_.clear();

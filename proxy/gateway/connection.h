@@ -46,6 +46,10 @@ class Gateway::Connection {
 
   // Writes bytes in order; false if the connection is closing.
   bool write(std::string bytes);
+  // Between cork() and uncork(), writes are gathered and go out as one (a response head and the
+  // body that came in the same read: one syscall, one segment). Finishing a request uncorks.
+  void cork();
+  void uncork();
   size_t writeQueueBytes() const { return queued_bytes_; }
   // A response the gateway produced itself: status, headers, body; then the next request.
   void respond(int status, http::HeaderList headers, std::string body, bool close_after = false);
@@ -104,6 +108,8 @@ class Gateway::Connection {
   bool closing_ = false;
   bool close_after_write_ = false;
   size_t queued_bytes_ = 0;
+  bool corked_ = false;
+  std::string cork_buf_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
@@ -119,6 +125,7 @@ class Exchange final : public UpstreamConnection::Callbacks {
   void clientDrained();
 
   void onUpstreamData(std::string_view bytes) override;
+  void handleUpstreamBytes(std::string_view bytes);
   void onUpstreamClose(const Status& status) override;
 
  private:

@@ -123,6 +123,15 @@ void Exchange::sendRequest() {
 
 void Exchange::onUpstreamData(std::string_view bytes) {
   if (done_) return;
+  // What this read produces for the client (head, body, last chunk) leaves in one write. The
+  // connection outlives this call (deletion is deferred), so uncorking after is safe.
+  Gateway::Connection& client = client_;
+  client.cork();
+  handleUpstreamBytes(bytes);
+  client.uncork();
+}
+
+void Exchange::handleUpstreamBytes(std::string_view bytes) {
   auto r = parser_.feed(std::span<const char>(bytes.data(), bytes.size()));
   for (auto& ev : r.events) {
     if (done_) return;
