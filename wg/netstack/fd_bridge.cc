@@ -84,6 +84,10 @@ FdBridge::FdBridge(std::shared_ptr<TcpConn> conn, int fd, DoneFn on_done)
 
 FdBridge* FdBridge::start(uv_loop_t* loop, std::shared_ptr<TcpConn> conn, int fd, DoneFn on_done) {
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  // The fd may be a TCP socket the caller accepted or connected (a forward's local client, a
+  // reverse proxy's target): a bridge relays what arrives at once, so Nagle must not hold a
+  // reply's second segment for the peer's delayed ACK (40 ms on Linux). Not TCP: no effect.
+  setNoDelay(fd);
   auto* b = new FdBridge(std::move(conn), fd, std::move(on_done));
   uv_poll_init_socket(loop, &b->poll_, fd);
   b->poll_.data = b;
