@@ -125,7 +125,7 @@ class Gateway {
   bool closed_ = false;
 };
 
-// A fresh request id: 16 random bytes, hex.
+// A fresh request id: 32 hex digits, 48 bits of Unix ms then 80 random bits (time-ordered).
 std::string newRequestId();
 
 }  // namespace gatehouse::proxy

@@ -23,6 +23,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -539,6 +540,25 @@ class GatewayTest : public ::testing::Test {
   std::thread loop_thread_;
   uint16_t port_ = 0;
 };
+
+TEST(RequestIdTest, UniqueHexAndInTimeOrder) {
+  std::set<std::string> seen;
+  std::string prev;
+  for (int i = 0; i < 5000; ++i) {
+    std::string id = newRequestId();
+    ASSERT_EQ(id.size(), 32u);
+    ASSERT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos) << id;
+    ASSERT_TRUE(seen.insert(id).second) << "duplicate " << id;
+    // The first 12 digits are Unix ms: never decreasing, and close to now.
+    ASSERT_GE(id.substr(0, 12), prev.empty() ? "" : prev.substr(0, 12));
+    prev = id;
+  }
+  int64_t ms = std::stoll(prev.substr(0, 12), nullptr, 16);
+  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  EXPECT_LE(std::abs(now - ms), 5000);
+}
 
 // ---- request errors the gateway answers itself ---------------------------------------------
 
