@@ -1,0 +1,35 @@
+// The Lua scripts behind the Redis quota store. Each runs atomically on the Redis server, so
+// gateway replicas sharing one Redis never interleave inside a reserve or a settle.
+//
+// They implement exactly the arithmetic of bucket.cc (refill with carried remainder) and
+// ledger.cc (chains, overdraft, flag, settle) in Lua 5.1, whose numbers are doubles: every level
+// stays below 2^50 (kMaxQuotaAmount) and the one product that can exceed 2^53 (elapsed × amount
+// in refill) is done in 16-bit limbs, so results are exact to the unit. redis_store_test checks
+// them against QuotaLedger on the same random operations.
+//
+// Storage: bucket KEY is a hash at PREFIX .. "b:" .. KEY with fields level, rem, upd, cap, spec;
+// the set PREFIX .. "index" lists every KEY (for GET /api/quotas).
+//
+// Arguments (all numbers as decimal strings):
+//   reserve  KEYS = bucket hashes; ARGV = now, index, nchains, then per chain:
+//              amount, nlinks, then per link: keyidx, capacity, refill_amount, period_ms,
+//              on_exceed (0 reject, 1 overdraft, 2 flag), spec
+//            → {1, nflagged, keyidx..., noverdrawn, keyidx..., taken per link in order}
+//            | {0, keyidx, level, need}
+//   settle   KEYS, ARGV as reserve but per chain `real` instead of `amount` and per link a
+//            trailing `taken` → 1
+//   admin    KEYS[1]; ARGV = now, index, capacity, refill_amount, period_ms, spec, KEY, op
+//            ("refill" | "capacity"), value → level
+//   list     ARGV = prefix → flat {key, spec, level, rem, upd, cap, ...}
+#pragma once
+
+#include <string>
+
+namespace gatehouse::proxy::redis_lua {
+
+extern const std::string kReserve;
+extern const std::string kSettle;
+extern const std::string kAdmin;
+extern const std::string kList;
+
+}  // namespace gatehouse::proxy::redis_lua
