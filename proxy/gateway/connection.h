@@ -177,7 +177,7 @@ class Exchange final : public UpstreamConnection::Callbacks {
   bool done_ = false;
   bool paused_ = false;
   // Quotas.
-  QuotaPlan quota_plan_;
+  std::shared_ptr<const QuotaPlan> quota_plan_;  // set once amounts are known
   QuotaTaken quota_taken_;
   QuotaAmounts quota_reserved_;
   bool quota_held_ = false;      // reserved, not yet settled

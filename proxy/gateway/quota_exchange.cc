@@ -54,21 +54,21 @@ void Exchange::reserveQuota() {
   const QuotaConfig& qc = shared_.config->quotas;
   if (!qc.enabled() || !client_.identity()) return acquire();
   const wg::Identity& who = *client_.identity();
-  quota_plan_ = planFor(qc, who);
-  if (quota_plan_.max_requests || quota_plan_.max_streams) {
+  auto plan = std::make_shared<QuotaPlan>(planFor(qc, who));
+  if (plan->max_requests || plan->max_streams) {
     std::string key = identityKey(who);
-    std::string why = gw_.concurrency().tryAcquire(key, model_.stream, quota_plan_);
+    std::string why = gw_.concurrency().tryAcquire(key, model_.stream, *plan);
     if (!why.empty()) {
       gw_.quotaEvent({"rejected", "", key, request_id_, why});
       return refuse(GatewayError::rateLimited(why, 1));
     }
     concurrency_key_ = key;
   }
-  if (quota_plan_.empty()) return acquire();
+  if (plan->empty()) return acquire();
   WorstCase w = worstCase(shared_.prices.get(), apiKind(), model_.model, body_.size(),
                           model_.max_output_tokens, qc);
   if (!w.price_known) {
-    for (const QuotaCharge& c : quota_plan_.charges) {
+    for (const QuotaCharge& c : plan->charges) {
       if (c.unit() != QuotaUnit::kNanodollars) continue;
       return refuse(GatewayError::permission(
           "model \"" + model_.model + "\" has no price, so the dollar quota bucket \"" +
@@ -76,20 +76,21 @@ void Exchange::reserveQuota() {
           "\" cannot be enforced; ask the operator to add a price row (proxy/usage/PRICES.md)"));
     }
   }
-  setAmounts(quota_plan_, w.amounts);
+  setAmounts(*plan, w.amounts);
+  quota_plan_ = plan;
   quota_reserved_ = w.amounts;
   QuotaStore* store = gw_.quotaStore();
   if (store == nullptr) {
     return onReserved(Status(EIO, "the quota store is not open (see the gateway's log)"));
   }
   Gateway* gw = &gw_;
-  store->reserve(quota_plan_, gw_.nowMs(),
-                 [this, alive = alive_, store, gw, plan = quota_plan_,
-                  config = shared_.config](Result<ReserveOutcome> r) {
-                   if (*alive) return onReserved(std::move(r));
-                   // The client left while the store answered: give the reservation back.
-                   if (r && r->allowed) store->settle(plan, r->taken, {0, 0, 0}, gw->nowMs());
-                 });
+  store->reserve(
+      *plan, gw_.nowMs(),
+      [this, alive = alive_, store, gw, plan, config = shared_.config](Result<ReserveOutcome> r) {
+        if (*alive) return onReserved(std::move(r));
+        // The client left while the store answered: give the reservation back.
+        if (r && r->allowed) store->settle(*plan, r->taken, {0, 0, 0}, gw->nowMs());
+      });
 }
 
 void Exchange::onReserved(Result<ReserveOutcome> r) {
@@ -109,7 +110,7 @@ void Exchange::onReserved(Result<ReserveOutcome> r) {
     return refuse(e);
   }
   if (!r->allowed) {
-    const BucketSpec* spec = specOf(quota_plan_, r->rejected);
+    const BucketSpec* spec = specOf(*quota_plan_, r->rejected);
     std::string msg = "quota bucket \"" + r->rejected + "\" is exhausted: this request reserves " +
                       describeNeed(spec, r->rejected_need) + " and the bucket holds " +
                       describeNeed(spec, std::max<int64_t>(r->rejected_level, 0));
@@ -148,7 +149,7 @@ void Exchange::settleQuota(const TapResult* tap) {
   if (store == nullptr) return;
   QuotaAmounts real =
       realAmounts(shared_.prices.get(), apiKind(), model_.model, tap, quota_reserved_);
-  store->settle(quota_plan_, quota_taken_, real, gw_.nowMs());
+  store->settle(*quota_plan_, quota_taken_, real, gw_.nowMs());
 }
 
 }  // namespace gatehouse::proxy

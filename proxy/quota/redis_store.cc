@@ -2,6 +2,12 @@
 // script call per operation (redis_scripts.h), EVALSHA after SCRIPT LOAD with a fallback to EVAL
 // when the server answers NOSCRIPT (restarted, flushed).
 //
+// Batching: reserves and settles are queued and sent together on the loop's next turn (a
+// uv_idle handle, which also keeps the loop from blocking in poll meanwhile), up to kMaxBatch
+// plans per script call, so under load the Redis cost per request is a fraction of a round
+// trip. Settles go first (their refunds make room). Plans are encoded to strings when queued:
+// nothing points into a config that a reload may free before the batch is sent.
+//
 // Outage handling: a call fails (and the caller applies fail_open / fail_closed) when there is no
 // connection, when the connection drops with the call pending, or when no reply came within
 // timeout_ms (then the connection is dropped too: a hung server is an outage). Reconnection is
@@ -16,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <utility>
 
 #include "proxy/quota/redis_scripts.h"
 #include "proxy/quota/store.h"
@@ -24,15 +31,14 @@ namespace gatehouse::proxy {
 namespace {
 
 constexpr int64_t kReconnectMs = 250;
+constexpr size_t kMaxBatch = 128;
 
-enum Script { kReserveScript, kSettleScript, kAdminScript, kListScript, kScripts };
+enum Script { kBatchScript, kAdminScript, kListScript, kScripts };
 
 const std::string& scriptText(int s) {
   switch (s) {
-    case kReserveScript:
-      return redis_lua::kReserve;
-    case kSettleScript:
-      return redis_lua::kSettle;
+    case kBatchScript:
+      return redis_lua::kBatch;
     case kAdminScript:
       return redis_lua::kAdmin;
     default:
@@ -50,6 +56,46 @@ std::string num(int64_t v) { return std::to_string(v); }
 
 class RedisQuotaStore;
 
+// One plan as script arguments (redis_scripts.h) with bucket keys still by name.
+struct EncodedLink {
+  std::string key;
+  BucketSpec spec;  // name and arithmetic only (for Retry-After), copied
+  int64_t taken = 0;
+};
+struct EncodedCharge {
+  int64_t amount = 0;
+  std::vector<EncodedLink> links;
+};
+using EncodedPlan = std::vector<EncodedCharge>;
+
+EncodedPlan encodePlan(const QuotaPlan& plan, const QuotaTaken* taken, const QuotaAmounts* real) {
+  EncodedPlan out;
+  for (size_t i = 0; i < plan.charges.size(); ++i) {
+    const QuotaCharge& c = plan.charges[i];
+    EncodedCharge e;
+    e.amount = real ? real->of(c.unit()) : c.amount;
+    for (size_t k = 0; k < c.chain.size(); ++k) {
+      EncodedLink l{c.chain[k].key, *c.chain[k].spec, 0};
+      l.spec.origin.clear();
+      l.spec.overdraft_into.clear();
+      if (taken && i < taken->size() && k < (*taken)[i].size()) l.taken = (*taken)[i][k];
+      e.links.push_back(std::move(l));
+    }
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+struct PendingReserve {
+  EncodedPlan plan;
+  int64_t now_ms = 0;
+  QuotaStore::ReserveDone done;
+};
+struct PendingSettle {
+  EncodedPlan plan;
+  int64_t now_ms = 0;
+};
+
 // One script call in flight. Freed by hiredis' callback, which always comes (reply, or NULL when
 // the connection drops or the context is freed); the timer only reports the failure early.
 struct Call {
@@ -65,37 +111,36 @@ struct Call {
 
 class RedisQuotaStore final : public QuotaStore {
  public:
-  RedisQuotaStore(uv_loop_t* loop, QuotaStoreConfig cfg) : loop_(loop), cfg_(std::move(cfg)) {}
+  RedisQuotaStore(uv_loop_t* loop, QuotaStoreConfig cfg) : loop_(loop), cfg_(std::move(cfg)) {
+    idle_ = new uv_idle_t;
+    uv_idle_init(loop_, idle_);
+    idle_->data = this;
+  }
   ~RedisQuotaStore() override {
     closed_ = true;
     drop();  // pending callbacks fire with NULL replies; closed_ silences them
+    uv_close(reinterpret_cast<uv_handle_t*>(idle_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); });
   }
 
-  // Lets the settles already queued reach the server (hiredis disconnects once they are
-  // answered), while the loop keeps running.
+  // Sends the queued settles, then lets them reach the server (hiredis disconnects once they
+  // are answered) while the loop keeps running. Queued reserves are refused.
   void close() override {
     if (closed_) return;
+    flush();
     closed_ = true;
     if (ctx_ != nullptr) redisAsyncDisconnect(ctx_);
   }
 
   void reserve(const QuotaPlan& plan, int64_t now_ms, ReserveDone done) override {
-    std::vector<std::string> keys;
-    std::vector<std::string> args = prelude(now_ms);
-    encodeChains(plan, nullptr, nullptr, &keys, &args);
-    call(kReserveScript, std::move(keys), std::move(args),
-         [plan, done = std::move(done)](redisReply* r, const std::string& error) {
-           if (!error.empty()) return done(Status(EIO, error));
-           done(decodeReserve(r, plan));
-         });
+    reserves_.push_back({encodePlan(plan, nullptr, nullptr), now_ms, std::move(done)});
+    queued();
   }
 
   void settle(const QuotaPlan& plan, const QuotaTaken& taken, const QuotaAmounts& real,
               int64_t now_ms) override {
-    std::vector<std::string> keys;
-    std::vector<std::string> args = prelude(now_ms);
-    encodeChains(plan, &taken, &real, &keys, &args);
-    call(kSettleScript, std::move(keys), std::move(args), [](redisReply*, const std::string&) {});
+    settles_.push_back({encodePlan(plan, &taken, &real), now_ms});
+    queued();
   }
 
   void refill(const std::string& key, const BucketSpec& spec, int64_t amount, int64_t now_ms,
@@ -108,6 +153,7 @@ class RedisQuotaStore final : public QuotaStore {
   }
 
   void list(ListDone done) override {
+    flush();
     call(kListScript, {}, {cfg_.redis_prefix + "index"},
          [this, done = std::move(done)](redisReply* r, const std::string& error) {
            if (!error.empty()) return done(Status(EIO, error));
@@ -183,96 +229,145 @@ class RedisQuotaStore final : public QuotaStore {
     return {num(now_ms), cfg_.redis_prefix + "index"};
   }
 
-  // KEYS: one per distinct bucket; ARGV: nchains, then the chains (redis_scripts.h).
-  void encodeChains(const QuotaPlan& plan, const QuotaTaken* taken, const QuotaAmounts* real,
-                    std::vector<std::string>* keys, std::vector<std::string>* args) const {
+  void queued() {
+    if (!idle_active_) {
+      idle_active_ = true;
+      uv_idle_start(idle_, [](uv_idle_t* h) { static_cast<RedisQuotaStore*>(h->data)->flush(); });
+    }
+  }
+
+  // KEYS: one per distinct bucket of the batch; ARGV: 0 (each plan has its own time), index,
+  // then the settles and the reserves, each group counted (redis_scripts.h).
+  struct Batch {
+    std::vector<std::string> keys;
+    std::vector<std::string> specs;  // 5 per key, in key order
+    std::vector<std::string> args;   // the plans
     std::map<std::string, size_t> idx;
-    args->push_back(num(static_cast<int64_t>(plan.charges.size())));
-    for (size_t i = 0; i < plan.charges.size(); ++i) {
-      const QuotaCharge& c = plan.charges[i];
-      args->push_back(num(real ? real->of(c.unit()) : c.amount));
-      args->push_back(num(static_cast<int64_t>(c.chain.size())));
-      for (size_t k = 0; k < c.chain.size(); ++k) {
-        const ChainLink& l = c.chain[k];
-        auto [it, fresh] = idx.emplace(l.key, keys->size() + 1);
-        if (fresh) keys->push_back(cfg_.redis_prefix + "b:" + l.key);
-        args->push_back(num(static_cast<int64_t>(it->second)));
-        appendSpec(*l.spec, args);
-        if (taken) {
-          int64_t t = i < taken->size() && k < (*taken)[i].size() ? (*taken)[i][k] : 0;
-          args->push_back(num(t));
+  };
+  void appendPlan(Batch& b, const EncodedPlan& plan, int64_t now_ms, bool with_taken) {
+    b.args.push_back(num(now_ms));
+    b.args.push_back(num(static_cast<int64_t>(plan.size())));
+    for (const EncodedCharge& c : plan) {
+      b.args.push_back(num(c.amount));
+      b.args.push_back(num(static_cast<int64_t>(c.links.size())));
+      for (const EncodedLink& l : c.links) {
+        auto [it, fresh] = b.idx.emplace(l.key, b.keys.size() + 1);
+        if (fresh) {
+          b.keys.push_back(cfg_.redis_prefix + "b:" + l.key);
+          b.specs.push_back(num(l.spec.capacity));
+          b.specs.push_back(num(l.spec.refill_amount));
+          b.specs.push_back(num(l.spec.refill_period_ms));
+          b.specs.push_back(num(static_cast<int64_t>(l.spec.on_exceed)));
+          b.specs.push_back(l.spec.name);
         }
+        b.args.push_back(num(static_cast<int64_t>(it->second)));
+        if (with_taken) b.args.push_back(num(l.taken));
       }
     }
   }
 
-  static void appendSpec(const BucketSpec& s, std::vector<std::string>* args) {
-    args->push_back(num(s.capacity));
-    args->push_back(num(s.refill_amount));
-    args->push_back(num(s.refill_period_ms));
-    args->push_back(num(static_cast<int64_t>(s.on_exceed)));
-    args->push_back(s.name);
+  void flush() {
+    if (idle_active_) {
+      uv_idle_stop(idle_);
+      idle_active_ = false;
+    }
+    if (closed_) {
+      for (PendingReserve& r : std::exchange(reserves_, {})) {
+        r.done(Status(ECANCELED, "the quota store is closing"));
+      }
+      settles_.clear();
+      return;
+    }
+    while (!settles_.empty() || !reserves_.empty()) {
+      Batch b;
+      size_t ns = std::min(settles_.size(), kMaxBatch);
+      b.args.push_back(num(static_cast<int64_t>(ns)));
+      for (size_t i = 0; i < ns; ++i) appendPlan(b, settles_[i].plan, settles_[i].now_ms, true);
+      settles_.erase(settles_.begin(), settles_.begin() + static_cast<ptrdiff_t>(ns));
+      size_t nr = std::min(reserves_.size(), kMaxBatch);
+      b.args.push_back(num(static_cast<int64_t>(nr)));
+      auto waiting = std::make_shared<std::vector<PendingReserve>>();
+      for (size_t i = 0; i < nr; ++i) {
+        appendPlan(b, reserves_[i].plan, reserves_[i].now_ms, false);
+        waiting->push_back(std::move(reserves_[i]));
+      }
+      reserves_.erase(reserves_.begin(), reserves_.begin() + static_cast<ptrdiff_t>(nr));
+      std::vector<std::string> by_idx(b.keys.size());
+      for (const auto& [key, i] : b.idx) by_idx[i - 1] = key;
+      std::vector<std::string> argv = {"0", cfg_.redis_prefix + "index"};
+      argv.reserve(2 + b.specs.size() + b.args.size());
+      for (std::string& x : b.specs) argv.push_back(std::move(x));
+      for (std::string& x : b.args) argv.push_back(std::move(x));
+      call(kBatchScript, std::move(b.keys), std::move(argv),
+           [waiting, by_idx = std::move(by_idx)](redisReply* r, const std::string& error) {
+             size_t pos = 0;
+             for (PendingReserve& w : *waiting) {
+               if (!error.empty()) {
+                 w.done(Status(EIO, error));
+               } else {
+                 w.done(decodeReserve(r, &pos, w.plan, by_idx));
+               }
+             }
+           });
+    }
   }
 
-  static Result<ReserveOutcome> decodeReserve(redisReply* r, const QuotaPlan& plan) {
+  // One plan's answer at *pos in the batch reply; advances *pos.
+  static Result<ReserveOutcome> decodeReserve(redisReply* r, size_t* pos, const EncodedPlan& plan,
+                                              const std::vector<std::string>& by_idx) {
     auto bad = [] { return Status(EPROTO, "redis: unexpected reply to the reserve script"); };
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) return bad();
+    if (r->type != REDIS_REPLY_ARRAY) return bad();
     auto at = [&](size_t i) -> std::optional<int64_t> {
       if (i >= r->elements || r->element[i]->type != REDIS_REPLY_INTEGER) return std::nullopt;
       return r->element[i]->integer;
     };
-    // Script key indexes are 1-based positions among the distinct keys; map back to names.
-    std::vector<const ChainLink*> distinct;
-    size_t nlinks = 0;
-    for (const QuotaCharge& c : plan.charges) {
-      for (const ChainLink& l : c.chain) {
-        ++nlinks;
-        if (std::none_of(distinct.begin(), distinct.end(),
-                         [&](const ChainLink* d) { return d->key == l.key; })) {
-          distinct.push_back(&l);
-        }
-      }
-    }
-    auto link = [&](std::optional<int64_t> i) -> const ChainLink* {
-      return i && *i >= 1 && static_cast<size_t>(*i) <= distinct.size() ? distinct[*i - 1]
-                                                                        : nullptr;
-    };
     auto name = [&](std::optional<int64_t> i) {
-      const ChainLink* l = link(i);
-      return l ? l->key : std::string();
+      return i && *i >= 1 && static_cast<size_t>(*i) <= by_idx.size() ? by_idx[*i - 1]
+                                                                      : std::string();
     };
     ReserveOutcome out;
-    if (at(0) == 0) {
-      if (r->elements != 4) return bad();
-      out.rejected = name(at(1));
-      out.rejected_level = at(2).value_or(0);
-      out.rejected_need = at(3).value_or(0);
-      if (const ChainLink* l = link(at(1))) {
-        BucketState st;
-        st.level = out.rejected_level;  // the carried fraction is not returned: round up
-        out.retry_after_s = secondsUntil(*l->spec, st, out.rejected_need);
+    size_t p = *pos;
+    auto first = at(p++);
+    if (!first) return bad();
+    if (*first == 0) {
+      if (p + 3 > r->elements) return bad();
+      out.rejected = name(at(p));
+      out.rejected_level = at(p + 1).value_or(0);
+      out.rejected_need = at(p + 2).value_or(0);
+      *pos = p + 3;
+      for (const EncodedCharge& c : plan) {
+        for (const EncodedLink& l : c.links) {
+          if (l.key != out.rejected) continue;
+          BucketState st;
+          st.level = out.rejected_level;  // the carried fraction is not returned: round up
+          out.retry_after_s = secondsUntil(l.spec, st, out.rejected_need);
+        }
       }
       return out;
     }
-    size_t pos = 1;
-    auto nf = at(pos++);
+    auto nf = at(p++);
     if (!nf) return bad();
-    for (int64_t i = 0; i < *nf; ++i) out.flagged.push_back(name(at(pos++)));
-    auto no = at(pos++);
+    for (int64_t i = 0; i < *nf; ++i) out.flagged.push_back(name(at(p++)));
+    auto no = at(p++);
     if (!no) return bad();
-    for (int64_t i = 0; i < *no; ++i) out.overdrawn.push_back(name(at(pos++)));
-    if (r->elements != pos + nlinks) return bad();
-    for (const QuotaCharge& c : plan.charges) {
+    for (int64_t i = 0; i < *no; ++i) out.overdrawn.push_back(name(at(p++)));
+    for (const EncodedCharge& c : plan) {
       std::vector<int64_t> t;
-      for (size_t k = 0; k < c.chain.size(); ++k) t.push_back(at(pos++).value_or(0));
+      for (size_t k = 0; k < c.links.size(); ++k) {
+        auto v = at(p++);
+        if (!v) return bad();
+        t.push_back(*v);
+      }
       out.taken.push_back(std::move(t));
     }
+    *pos = p;
     out.allowed = true;
     return out;
   }
 
   void admin(const std::string& key, const BucketSpec& spec, const char* op, int64_t value,
              int64_t now_ms, StatusDone done) {
+    flush();  // queued reserves and settles first: the server sees calls in order
     std::vector<std::string> args = prelude(now_ms);
     args.push_back(num(spec.capacity));
     args.push_back(num(spec.refill_amount));
@@ -405,6 +500,10 @@ class RedisQuotaStore final : public QuotaStore {
   int64_t next_connect_ms_ = 0;
   bool closed_ = false;
   std::string sha_[kScripts];
+  uv_idle_t* idle_ = nullptr;
+  bool idle_active_ = false;
+  std::vector<PendingReserve> reserves_;
+  std::vector<PendingSettle> settles_;
 };
 
 }  // namespace

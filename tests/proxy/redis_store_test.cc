@@ -120,6 +120,34 @@ TEST_F(RedisStoreTest, MatchesLedgerOnRandomOperations) {
     if (rng() % 3 == 0) worst.nanos = pick(0, kMaxQuotaAmount / 4);
     setAmounts(plan, worst);
 
+    if (op % 4 == 0) {
+      // Several reserves in one loop turn go to Redis as one batch, in order.
+      QuotaPlan other;
+      other.charges.push_back({{link(2)}, pick(0, 300'000'000)});
+      other.charges.push_back({{link(5)}, 1});
+      std::vector<ReserveOutcome> want_batch;
+      std::vector<Result<ReserveOutcome>> got_batch;
+      for (int k = 0; k < 3; ++k) want_batch.push_back(ledger.reserve(other, now + k));
+      for (int k = 0; k < 3; ++k) {
+        store_->reserve(other, now + k,
+                        [&](Result<ReserveOutcome> r) { got_batch.push_back(std::move(r)); });
+      }
+      bool all = false;
+      store_->list([&](Result<std::vector<BucketRow>>) { all = true; });  // queued after them
+      runUntil(&loop_, all);
+      ASSERT_EQ(got_batch.size(), 3u);
+      for (int k = 0; k < 3; ++k) {
+        ASSERT_TRUE(got_batch[k]) << got_batch[k].status().message();
+        ASSERT_EQ(got_batch[k]->allowed, want_batch[k].allowed) << "op " << op << " batch " << k;
+        ASSERT_EQ(got_batch[k]->taken, want_batch[k].taken) << "op " << op << " batch " << k;
+        if (want_batch[k].allowed) {
+          QuotaAmounts real{pick(0, other.charges[0].amount + 1000), 0, 1};
+          ledger.settle(other, want_batch[k].taken, real, now + 2);
+          store_->settle(other, got_batch[k]->taken, real, now + 2);
+        }
+      }
+      now += 2;
+    }
     ReserveOutcome want = ledger.reserve(plan, now);
     auto got = reserve(plan, now);
     ASSERT_TRUE(got) << got.status().message();
