@@ -157,6 +157,7 @@ class QuotaLoader {
     }
     for (const auto& [name, b] : v.items()) {
       std::string bp = JsonDoc::child(ptr, name);
+      declared_.insert(name);  // a rule naming a bucket whose spec is wrong gets no second error
       if (!validName(name)) {
         ctx_.problem(bp,
                      "quotas: bucket name " + q(name) +
@@ -290,7 +291,7 @@ class QuotaLoader {
       rule.src = strings(r, rp, "src");
       rule.buckets = strings(r, rp, "buckets", true);
       for (size_t k = 0; k < rule.buckets.size(); ++k) {
-        if (out_->bucket(rule.buckets[k]) == nullptr) {
+        if (declared_.count(rule.buckets[k]) == 0) {
           error(JsonDoc::child(rp + "/buckets", k),
                 "rule names bucket " + q(rule.buckets[k]) + ", which is not in \"buckets\"");
         }
@@ -332,6 +333,7 @@ class QuotaLoader {
   const QuotaParseContext& ctx_;
   QuotaConfig* out_;
   std::map<std::string, std::string> pointers_;
+  std::set<std::string> declared_;
 };
 
 }  // namespace

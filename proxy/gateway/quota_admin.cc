@@ -45,11 +45,6 @@ std::string_view storeName(QuotaStoreConfig::Kind k) {
   }
 }
 
-std::string rateText(const BucketSpec& s) {
-  return formatQuotaAmount(s.unit, s.refill_amount) + " per " +
-         std::to_string(s.refill_period_ms / 1000) + " s";
-}
-
 }  // namespace
 
 void Gateway::Connection::handleQuotaAdmin(const Route& route) {
@@ -92,7 +87,7 @@ void Gateway::Connection::handleQuotaAdmin(const Route& route) {
           b["capacity"] = cap;
           b["level_text"] = formatQuotaAmount(spec->unit, r.state.level);
           b["capacity_text"] = formatQuotaAmount(spec->unit, cap);
-          b["rate"] = rateText(*spec);
+          b["rate"] = formatQuotaRate(*spec);
           b["on_exceed"] = std::string(onExceedName(spec->on_exceed));
           if (!spec->overdraft_into.empty()) b["overdraft_into"] = spec->overdraft_into;
           if (r.state.capacity_set > 0) b["capacity_set"] = true;

@@ -16,19 +16,6 @@ std::string describeNeed(const BucketSpec* spec, int64_t v) {
   return spec ? formatQuotaAmount(spec->unit, v) : std::to_string(v);
 }
 
-std::string describeRate(const BucketSpec& s) {
-  static const std::pair<int64_t, const char*> kPeriods[] = {{60'000, "minute"},
-                                                             {3'600'000, "hour"},
-                                                             {86'400'000, "day"},
-                                                             {604'800'000, "week"},
-                                                             {2'592'000'000, "month"}};
-  std::string per = std::to_string(s.refill_period_ms) + " ms";
-  for (const auto& [ms, name] : kPeriods) {
-    if (ms == s.refill_period_ms) per = name;
-  }
-  return formatQuotaAmount(s.unit, s.refill_amount) + "/" + per;
-}
-
 const BucketSpec* specOf(const QuotaPlan& plan, const std::string& key) {
   for (const QuotaCharge& c : plan.charges) {
     for (const ChainLink& l : c.chain) {
@@ -117,7 +104,7 @@ void Exchange::onReserved(Result<ReserveOutcome> r) {
     uint32_t retry = 60;
     if (r->retry_after_s) {
       retry = static_cast<uint32_t>(std::min<int64_t>(*r->retry_after_s, 30 * 86'400));
-      if (spec) msg += " (refills " + describeRate(*spec) + ")";
+      if (spec) msg += " (refills " + formatQuotaRate(*spec) + ")";
     } else if (spec) {
       msg += "; the request needs more than the bucket can ever hold (capacity " +
              formatQuotaAmount(spec->unit, spec->capacity) +

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <limits>
+#include <utility>
 
 #include "proxy/usage/pricing.h"
 
@@ -137,6 +138,19 @@ std::string formatQuotaAmount(QuotaUnit unit, int64_t value) {
     return value < 0 ? "-" + formatUsd(-value) : formatUsd(value);
   }
   return std::to_string(value) + " " + std::string(quotaUnitName(unit));
+}
+
+std::string formatQuotaRate(const BucketSpec& s) {
+  static const std::pair<int64_t, const char*> kPeriods[] = {{60'000, "minute"},
+                                                             {3'600'000, "hour"},
+                                                             {86'400'000, "day"},
+                                                             {604'800'000, "week"},
+                                                             {2'592'000'000, "month"}};
+  std::string per = std::to_string(s.refill_period_ms) + " ms";
+  for (const auto& [ms, name] : kPeriods) {
+    if (ms == s.refill_period_ms) per = name;
+  }
+  return formatQuotaAmount(s.unit, s.refill_amount) + "/" + per;
 }
 
 int64_t mulAddDiv(int64_t a, int64_t b, int64_t c, int64_t d, int64_t* rem) {

@@ -80,6 +80,9 @@ inline int64_t effectiveCapacity(const BucketSpec& spec, const BucketState& st) 
   return st.capacity_set > 0 ? st.capacity_set : spec.capacity;
 }
 
+// "$5.000000000/day", "500 requests/hour" ("/90000 ms" for a period without a name).
+std::string formatQuotaRate(const BucketSpec& spec);
+
 // A new instance: full, as of `now_ms`.
 BucketState freshBucket(const BucketSpec& spec, int64_t now_ms);
 
