@@ -141,15 +141,16 @@ end
 local nreserve = tonumber(ARGV[pos])
 pos = pos + 1
 local out = {}
+local saved
+local function take(idx, s, v)
+  if saved[idx] == nil then saved[idx] = s.level end
+  s.level = s.level - v
+end
 for p = 1, nreserve do
   local t = tonumber(ARGV[pos])
   local cs
   cs, pos = chains(pos + 1, false)
-  local saved = {}
-  local function take(idx, s, v)
-    if saved[idx] == nil then saved[idx] = s.level end
-    s.level = s.level - v
-  end
+  saved = {}
   local flagged, overdrawn, taken = {}, {}, {}
   local refused = nil
   for _, ch in ipairs(cs) do

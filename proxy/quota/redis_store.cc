@@ -68,16 +68,29 @@ struct EncodedCharge {
 };
 using EncodedPlan = std::vector<EncodedCharge>;
 
+// A settle's charges whose real amount equals what was reserved change nothing (a request
+// bucket: 1 reserved, 1 used) and are left out.
 EncodedPlan encodePlan(const QuotaPlan& plan, const QuotaTaken* taken, const QuotaAmounts* real) {
   EncodedPlan out;
   for (size_t i = 0; i < plan.charges.size(); ++i) {
     const QuotaCharge& c = plan.charges[i];
+    if (real && taken && i < taken->size()) {
+      int64_t gave = 0;
+      for (int64_t t : (*taken)[i]) gave += t;
+      if (gave == real->of(c.unit())) continue;
+    }
     EncodedCharge e;
     e.amount = real ? real->of(c.unit()) : c.amount;
     for (size_t k = 0; k < c.chain.size(); ++k) {
-      EncodedLink l{c.chain[k].key, *c.chain[k].spec, 0};
-      l.spec.origin.clear();
-      l.spec.overdraft_into.clear();
+      const BucketSpec& src = *c.chain[k].spec;
+      EncodedLink l;
+      l.key = c.chain[k].key;
+      l.spec.name = src.name;
+      l.spec.unit = src.unit;
+      l.spec.capacity = src.capacity;
+      l.spec.refill_amount = src.refill_amount;
+      l.spec.refill_period_ms = src.refill_period_ms;
+      l.spec.on_exceed = src.on_exceed;
       if (taken && i < taken->size() && k < (*taken)[i].size()) l.taken = (*taken)[i][k];
       e.links.push_back(std::move(l));
     }
@@ -139,7 +152,9 @@ class RedisQuotaStore final : public QuotaStore {
 
   void settle(const QuotaPlan& plan, const QuotaTaken& taken, const QuotaAmounts& real,
               int64_t now_ms) override {
-    settles_.push_back({encodePlan(plan, &taken, &real), now_ms});
+    EncodedPlan p = encodePlan(plan, &taken, &real);
+    if (p.empty()) return;
+    settles_.push_back({std::move(p), now_ms});
     queued();
   }
 
