@@ -18,8 +18,6 @@ void registerDev(CLI::App& app);
 void registerNodeCli(CLI::App& app);
 // `admin users|keys|nodes|status` and `admin policy set|get|reload` (cmd/admin_server.cc).
 void registerAdminServerCommands(CLI::App* admin, CLI::App* policy);
-// `admin quotas [list|refill|capacity]` against the gateway's admin API (cmd/admin_quotas.cc).
-void registerAdminQuotas(CLI::App* admin);
 
 void setExitCode(int code);
 int exitCode();
