@@ -117,13 +117,15 @@ for conns in $CONNS; do
       cpu_pids=("${GWPID[$cfg]}")
       [ "$cfg" = redis ] && cpu_pids+=("$REDIS_PID")
       t0=$(cpu_ticks "${cpu_pids[@]}")
+      r0=$(cpu_ticks "$REDIS_PID")
       out=$(timeout $((SECS + 30)) wrk -t$threads -c"$conns" -d"${SECS}s" --timeout 10s -s "$TMP/req.lua" \
         "http://127.0.0.1:${PORT[$cfg]}/v1/messages" 2>&1) || true
       t1=$(cpu_ticks "${cpu_pids[@]}")
+      r1=$(cpu_ticks "$REDIS_PID")
       line=$(sed -n 's/^WRKJSON //p' <<<"$out")
       [ -n "$line" ] || { say "$cfg c$conns: wrk failed: $(tail -n 3 <<<"$out")"; continue; }
-      python3 -c "import json,sys; d=json.loads(sys.argv[1]); d.update(config=sys.argv[2], conns=int(sys.argv[3]), round=int(sys.argv[4]), cpu_us=(int(sys.argv[6])-int(sys.argv[5]))*1e6/int(sys.argv[7])/max(1,d['requests'])); print(json.dumps(d))" \
-        "$line" "$cfg" "$conns" "$round" "$t0" "$t1" "$CLK_TCK" >>"$TMP/rows.jsonl"
+      python3 -c "import json,sys; d=json.loads(sys.argv[1]); d.update(config=sys.argv[2], conns=int(sys.argv[3]), round=int(sys.argv[4]), cpu_us=(int(sys.argv[6])-int(sys.argv[5]))*1e6/int(sys.argv[7])/max(1,d['requests']), redis_us=(int(sys.argv[9])-int(sys.argv[8]))*1e6/int(sys.argv[7])/max(1,d['requests'])); print(json.dumps(d))" \
+        "$line" "$cfg" "$conns" "$round" "$t0" "$t1" "$CLK_TCK" "$r0" "$r1" >>"$TMP/rows.jsonl"
       say "$cfg c$conns round $round: $(tail -n 1 "$TMP/rows.jsonl")"
     done
   done
@@ -150,7 +152,7 @@ def paired(cfg, conns):
     ratios = [r["rps"] / offs[r["round"]]["rps"] for r in by.get((cfg, conns), []) if r["round"] in offs]
     return statistics.median(ratios) if ratios else float("nan")
 print()
-print(f"{'config':8} {'conns':>5} {'best req/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'added p99':>9} {'x off best':>10} {'x off paired':>12} {'CPU us/req':>10} {'errors':>6}")
+print(f"{'config':8} {'conns':>5} {'best req/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'added p99':>9} {'x off best':>10} {'x off paired':>12} {'CPU us/req':>10} {'of it redis':>11} {'errors':>6}")
 for conns in sorted({k[1] for k in by}, reverse=True):
     best_off = max(by.get(("off", conns), []), key=lambda r: r["rps"], default=None)
     for cfg in ("off", "sqlite", "redis"):
@@ -161,8 +163,9 @@ for conns in sorted({k[1] for k in by}, reverse=True):
         added = (b["p99_us"] - best_off["p99_us"]) / 1000 if best_off else float("nan")
         ratio = b["rps"] / best_off["rps"] if best_off else float("nan")
         cpu = statistics.median(r["cpu_us"] for r in rs)
+        rcpu = statistics.median(r["redis_us"] for r in rs) if cfg == "redis" else 0.0
         errs = sum(r["sock_errors"] + r["status_errors"] for r in rs)
-        print(f"{cfg:8} {conns:5d} {b['rps']:10.0f} {b['p50_us']/1000:7.2f} {b['p99_us']/1000:7.2f} {added:+9.2f} {ratio:10.3f} {paired(cfg, conns):12.3f} {cpu:10.1f} {errs:6d}")
+        print(f"{cfg:8} {conns:5d} {b['rps']:10.0f} {b['p50_us']/1000:7.2f} {b['p99_us']/1000:7.2f} {added:+9.2f} {ratio:10.3f} {paired(cfg, conns):12.3f} {cpu:10.1f} {rcpu:11.1f} {errs:6d}")
 print("\nbest: each config's best round; paired: median over rounds of the ratio to the off run of the")
 print("same round; CPU: median utime+stime per request of the gateway (+ redis-server for redis).")
 print("targets at 64 connections: sqlite >= 0.95x off, redis >= 0.9x off")
