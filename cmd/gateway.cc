@@ -98,6 +98,27 @@ int runGateway(GwArgs a) {
   go.prices = prices.value();
   go.log = writer.get();
   go.reader = reader.get();
+  if (config->quotas.enabled()) {
+    auto qs = proxy::openQuotaStore(&loop, config->quotas.store);
+    if (!qs) {
+      say("quota store: " + qs.status().message());
+      return 1;
+    }
+    go.quota_store = std::move(qs.value());
+    const proxy::QuotaStoreConfig& st = config->quotas.store;
+    say("quotas: " + std::to_string(config->quotas.buckets.size()) + " buckets, " +
+        std::to_string(config->quotas.rules.size()) + " rules, store " +
+        (st.kind == proxy::QuotaStoreConfig::Kind::kRedis
+             ? "redis " + st.redis_host + ":" + std::to_string(st.redis_port) +
+                   (st.fail_open ? " (fail_open)" : " (fail_closed)")
+         : st.kind == proxy::QuotaStoreConfig::Kind::kMemory ? std::string("memory")
+                                                             : "sqlite " + st.database));
+  }
+  // The quota hook point: a log line per event (counted in the gateway's counters too).
+  go.on_quota_event = [](const proxy::QuotaEvent& e) {
+    say("quota " + e.kind + (e.bucket.empty() ? "" : " bucket=" + e.bucket) + " who=" + e.identity +
+        " request=" + e.request_id + ": " + e.message);
+  };
   auto gateway = std::make_unique<proxy::Gateway>(&loop, go);
   if (config->loopback_listen) {
     auto port = gateway->listenLoopback(*config->loopback_listen, *config->loopback_identity);

@@ -383,6 +383,75 @@ int sessionsCommand(const GatewayAdminSource& src, const GatewayFilterFlags& f, 
   return 0;
 }
 
+// `admin quotas [list] [--bucket PREFIX]`, `admin quotas refill BUCKET [AMOUNT]`,
+// `admin quotas capacity BUCKET AMOUNT|default`: the gateway's quota API
+// (proxy/gateway/quota_admin.cc). Levels live in the gateway's quota store, not the log
+// database, so these need --gateway.
+int quotasCommand(const GatewayAdminSource& src, const std::string& method,
+                  const std::string& target, const json& body) {
+  if (!src.db.empty()) {
+    std::cerr << "error: quota levels live in the gateway's quota store, not the log database: "
+                 "use --gateway URL\n";
+    return 2;
+  }
+  GatewayAdminReply r = gatewayAdminCall(src, method, target, body.is_null() ? "" : body.dump());
+  if (r.exit_code != 0) return report(r);
+  if (src.json_out || method != "GET") {
+    std::cout << r.body.dump(2) << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const json& b : r.body.value("buckets", json::array())) {
+    rows.push_back({b.value("bucket", "-"), b.value("unit", "-"), b.value("level_text", "-"),
+                    b.value("capacity_text", "-"), b.value("rate", "-"),
+                    b.value("on_exceed", "-")});
+  }
+  printTable({"BUCKET", "UNIT", "LEVEL", "CAPACITY", "RATE", "ON_EXCEED"}, rows);
+  for (const auto& [who, f] : r.body.value("in_flight", json::object()).items()) {
+    std::cout << "in flight: " << who << " " << f.value("requests", 0) << " requests, "
+              << f.value("streams", 0) << " streams\n";
+  }
+  return 0;
+}
+
+void registerQuotaCommands(CLI::App* admin) {
+  auto src = std::make_shared<GatewayAdminSource>();
+  auto prefix = std::make_shared<std::string>();
+  auto bucket = std::make_shared<std::string>();
+  auto amount = std::make_shared<std::string>();
+  CLI::App* q = admin->add_subcommand(
+      "quotas", "quota buckets on the gateway: list (default), refill, capacity");
+  addGatewaySourceOptions(q, src.get());
+  q->add_option("--bucket", *prefix, "list only buckets whose name starts with this");
+  CLI::App* list = q->add_subcommand("list", "buckets with their levels, capacities and rates");
+  CLI::App* refill = q->add_subcommand("refill", "add to a bucket, capped at its capacity");
+  refill->add_option("BUCKET", *bucket, "bucket instance, e.g. daily:alice@example.com")
+      ->required();
+  refill->add_option("AMOUNT", *amount, "\"$5.00\", \"1M tokens\", \"10 requests\"; default: full");
+  CLI::App* cap = q->add_subcommand("capacity", "set a bucket's capacity");
+  cap->add_option("BUCKET", *bucket, "bucket instance")->required();
+  cap->add_option("AMOUNT", *amount, "the new capacity, or \"default\" for the config's")
+      ->required();
+  auto doList = [=] {
+    std::string target = "/api/quotas" + (prefix->empty() ? "" : "?bucket=" + *prefix);
+    setExitCode(quotasCommand(*src, "GET", target, nullptr));
+  };
+  list->callback(doList);
+  q->callback([q, doList] {
+    if (q->get_subcommands().empty()) doList();
+  });
+  refill->callback([=] {
+    json body = {{"bucket", *bucket}};
+    if (!amount->empty()) body["amount"] = *amount;
+    setExitCode(quotasCommand(*src, "POST", "/api/quotas/refill", body));
+  });
+  cap->callback([=] {
+    json body = {{"bucket", *bucket}};
+    body["capacity"] = *amount == "default" ? json(nullptr) : json(*amount);
+    setExitCode(quotasCommand(*src, "POST", "/api/quotas/capacity", body));
+  });
+}
+
 }  // namespace
 
 void addGatewaySourceOptions(CLI::App* app, GatewayAdminSource* src) {
@@ -489,6 +558,8 @@ void registerGatewayAdminCommands(CLI::App* admin) {
   addGatewayFilterOptions(sessions, filt.get());
   sessions->add_option("--limit", *limit, "at most this many")->capture_default_str();
   sessions->callback([=] { setExitCode(sessionsCommand(*src, *filt, *limit)); });
+
+  registerQuotaCommands(admin);
 }
 
 }  // namespace gatehouse::cmd

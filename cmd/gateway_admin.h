@@ -1,5 +1,5 @@
-// `gatehouse admin logs|usage|sessions` (and the other gateway-side admin commands): the gateway's
-// admin API (proxy/gateway/admin_api.h) as tables.
+// `gatehouse admin logs|usage|sessions|quotas` (and the other gateway-side admin commands): the
+// gateway's admin API (proxy/gateway/admin_api.h, quota_admin.cc) as tables.
 //
 // Where the answers come from, in order of preference:
 //   --gateway URL   the gateway's HTTP API (default $GATEHOUSE_GATEWAY_URL, else

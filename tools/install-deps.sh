@@ -9,6 +9,7 @@ PACKAGES=(
   libsodium-dev libuv1-dev nlohmann-json3-dev libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
   liblwip-dev node-llhttp android-libboringssl-dev libsqlite3-dev libzstd-dev libre2-dev
+  libhiredis-dev redis-server                   # Redis quota store and its tests
   wireguard-go wireguard-tools iproute2 iputils-ping iperf3 procps psmisc
   nginx-light wrk                               # tools/bench/gateway_bench.sh (mock, peer, load)
   python3 curl

@@ -19,6 +19,7 @@
 #include "control/policy.h"
 #include "proxy/config/credentials.h"
 #include "proxy/config/grants.h"
+#include "proxy/config/quota_config.h"
 
 namespace gatehouse::proxy {
 namespace {
@@ -27,9 +28,9 @@ using control::Diagnostic;
 using control::JsonDoc;
 using nlohmann::json;
 
-const std::vector<std::string> kTopKeys = {"version",         "hostname",          "listen",
-                                           "loopback_listen", "loopback_identity", "providers",
-                                           "grants",          "logging",           "prices"};
+const std::vector<std::string> kTopKeys = {
+    "version",   "hostname", "listen",  "loopback_listen", "loopback_identity",
+    "providers", "grants",   "logging", "prices",          "quotas"};
 const std::vector<std::string> kProviderKeys = {"kind",   "base_url", "local",   "key",
                                                 "models", "headers",  "ca_file", "timeouts"};
 const std::vector<std::string> kKinds = {"anthropic", "openai", "openai_compatible"};
@@ -192,6 +193,7 @@ class Loader {
       cfg_.prices = resolvePath(cfg_.prices);
       checkFile("/prices", "prices", cfg_.prices);
     }
+    parseQuotas(root);
     return finish();
   }
 
@@ -602,6 +604,24 @@ class Loader {
       number(v, ptr, "retention_days", 1, 3650, ctx, &l.retention_days);
     if (v.contains("bodies")) boolean(v, ptr, "bodies", ctx, &l.bodies);
     if (v.contains("queue_size")) number(v, ptr, "queue_size", 1, 1'000'000, ctx, &l.queue_size);
+  }
+
+  void parseQuotas(const json& root) {
+    QuotaParseContext ctx;
+    ctx.problem = [&](const std::string& p, std::string message, bool at_key) {
+      at_key ? errorKey(p, std::move(message)) : error(p, std::move(message));
+    };
+    ctx.resolve_path = [&](const std::string& p) { return resolvePath(p); };
+    ctx.origin = [&](const std::string& p) {
+      control::SourcePos pos = doc_.valuePos(p);
+      return opts_.file_name + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column);
+    };
+    ctx.resolve_files = opts_.resolve_files;
+    if (!root.contains("quotas")) {
+      cfg_.quotas.store.database = resolvePath("gateway-quotas.db");
+      return;
+    }
+    parseQuotaSection(root["quotas"], "/quotas", ctx, &cfg_.quotas);
   }
 
   const JsonDoc& doc_;

@@ -19,6 +19,7 @@
 
 #include "control/hujson.h"
 #include "proxy/config/secrets.h"
+#include "proxy/quota/ledger.h"
 #include "proxy/upstream/target.h"
 #include "wg/node.h"
 #include "wg/status.h"
@@ -101,6 +102,7 @@ struct GatewayConfig {
   std::vector<Grant> grants;
   LoggingConfig logging;
   std::string prices;  // absolute path of a price override file, "" = built-in table
+  QuotaConfig quotas;  // "quotas": buckets, rules, store (off when it has no rules)
 
   const ProviderConfig* provider(std::string_view id) const;
   // `text` with every provider key replaced by "[redacted]": a last guard for text the gateway

@@ -36,12 +36,19 @@ class ModelSax : public nlohmann::json_sax<json> {
  public:
   std::optional<std::string> model;
   std::optional<bool> stream;
+  std::optional<int64_t> max_output_tokens;
   std::string problem;  // set when a value is wrong; the parse then stops
 
   bool null() override { return scalar(Kind::kNull, nullptr, false); }
   bool boolean(bool v) override { return scalar(Kind::kBool, nullptr, v); }
-  bool number_integer(number_integer_t) override { return scalar(Kind::kOther, nullptr, false); }
-  bool number_unsigned(number_unsigned_t) override { return scalar(Kind::kOther, nullptr, false); }
+  bool number_integer(number_integer_t v) override {
+    if (v >= 0) maxTokens(static_cast<uint64_t>(v));
+    return scalar(Kind::kOther, nullptr, false);
+  }
+  bool number_unsigned(number_unsigned_t v) override {
+    maxTokens(v);
+    return scalar(Kind::kOther, nullptr, false);
+  }
   bool number_float(number_float_t, const string_t&) override {
     return scalar(Kind::kOther, nullptr, false);
   }
@@ -56,6 +63,10 @@ class ModelSax : public nlohmann::json_sax<json> {
     if (depth_ != 1) return true;
     if (k == "model") field_ = Field::kModel;
     if (k == "stream") field_ = Field::kStream;
+    if (k == "max_tokens" || k == "max_output_tokens" || k == "max_completion_tokens") {
+      field_ = Field::kMaxTokens;
+      return true;  // repeats are the provider's to judge
+    }
     if (field_ != Field::kNone && !seen_.insert(k).second) {
       return fail(q(k) + " appears twice in the request body: send it once");
     }
@@ -74,7 +85,13 @@ class ModelSax : public nlohmann::json_sax<json> {
 
  private:
   enum class Kind { kNull, kBool, kString, kOther };
-  enum class Field { kNone, kModel, kStream };
+  enum class Field { kNone, kModel, kStream, kMaxTokens };
+
+  void maxTokens(uint64_t v) {
+    if (depth_ != 1 || field_ != Field::kMaxTokens) return;
+    int64_t n = static_cast<int64_t>(std::min<uint64_t>(v, uint64_t{1} << 50));
+    if (!max_output_tokens || n > *max_output_tokens) max_output_tokens = n;
+  }
 
   bool fail(std::string why) {
     problem = std::move(why);
@@ -255,6 +272,7 @@ std::optional<GatewayError> parseModelRequest(std::string_view body, ModelReques
   }
   out->model = std::move(*sax.model);
   out->stream = sax.stream.value_or(false);
+  out->max_output_tokens = sax.max_output_tokens;
   return std::nullopt;
 }
 

@@ -89,10 +89,14 @@ bool kindServesRoute(ProviderKind kind, RouteKind route);
 struct ModelRequest {
   std::string model;
   bool stream = false;  // "stream": true (absent or null = false)
+  // max_tokens (Anthropic, Chat) / max_output_tokens (Responses) / max_completion_tokens (Chat):
+  // the largest of those present as non-negative integers; for the quota reservation.
+  std::optional<int64_t> max_output_tokens;
 };
 
-// Reads the top-level "model" and "stream" of a JSON body. Errors (400): malformed JSON, not an
-// object, no "model", "model" not a non-empty string, "stream" not a boolean, a repeated key.
+// Reads the top-level "model", "stream" and output-token limits of a JSON body. Errors (400):
+// malformed JSON, not an object, no "model", "model" not a non-empty string, "stream" not a
+// boolean, a repeated key.
 std::optional<GatewayError> parseModelRequest(std::string_view body, ModelRequest* out);
 
 // The provider for `model` on `route` (first match in config order). Errors (404, OpenAI code

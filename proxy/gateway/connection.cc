@@ -266,6 +266,9 @@ void Gateway::Connection::handleAdmin(const Route& route) {
     refuse(route.shape, GatewayError::permission(d.reason), false, route.kind);
     return;
   }
+  if (route.path == "/api/quotas" || route.path.rfind("/api/quotas/", 0) == 0) {
+    return handleQuotaAdmin(route);
+  }
   AdminResponse r = handleAdminRequest(gw_.options().reader, head_.method, head_.target);
   http::HeaderList h{{"content-type", "application/json"}};
   // Admin answers are logged without their bodies: they are the log itself.

@@ -73,6 +73,7 @@ class Gateway::Connection {
   void handleRequest();
   void handleModels(const Route& route);
   void handleAdmin(const Route& route);
+  void handleQuotaAdmin(const Route& route);  // quota_admin.cc
   void finishRequest(bool close_after);
   // What the gateway answers itself (refusals, errors, /v1/models, the admin API): the response
   // plus one log record, so that denied and malformed requests are audited like proxied ones.
@@ -129,6 +130,11 @@ class Exchange final : public UpstreamConnection::Callbacks {
   void onUpstreamClose(const Status& status) override;
 
  private:
+  // Quotas (quota_exchange.cc): concurrency slot and reservation, then acquire(); settlement.
+  void reserveQuota();
+  void onReserved(Result<ReserveOutcome> r);
+  void settleQuota(const TapResult* tap);
+  void refuse(const GatewayError& error);
   void acquire();
   void onAcquired(Result<std::unique_ptr<UpstreamConnection>> r);
   void sendRequest();
@@ -170,6 +176,13 @@ class Exchange final : public UpstreamConnection::Callbacks {
   bool response_truncated_ = false;
   bool done_ = false;
   bool paused_ = false;
+  // Quotas.
+  std::shared_ptr<const QuotaPlan> quota_plan_;  // set once amounts are known
+  QuotaTaken quota_taken_;
+  QuotaAmounts quota_reserved_;
+  bool quota_held_ = false;      // reserved, not yet settled
+  std::string concurrency_key_;  // non-empty while a concurrency slot is held
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // false once destroyed
 };
 
 }  // namespace gatehouse::proxy

@@ -32,7 +32,9 @@ Exchange::Exchange(Gateway::Connection& client, http::RequestHead head, std::str
 }
 
 Exchange::~Exchange() {
+  *alive_ = false;
   if (pending_acquire_ != nullptr) pending_acquire_->cancel();
+  settleQuota(nullptr);  // only if no record() settled it (it always does; belt and braces)
 }
 
 ApiKind Exchange::apiKind() const {
@@ -75,7 +77,7 @@ void Exchange::start() {
   }
   request_bytes_ = std::move(head.value());
   request_bytes_ += body_;
-  acquire();
+  reserveQuota();
 }
 
 void Exchange::acquire() {
@@ -304,6 +306,7 @@ void Exchange::record(const std::string& error) {
   LogWriter* log = gw_.options().log;
   TapResult tr;
   if (tap_) tr = tap_->finish();
+  settleQuota(tap_ ? &tr : nullptr);
   if (log == nullptr) return;
   RequestRecord rec;
   rec.id = request_id_;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 #include "proxy/gateway/connection.h"
@@ -51,6 +52,16 @@ Gateway::Gateway(uv_loop_t* loop, GatewayOptions options)
   shared_.grants = std::make_shared<const GrantSet>(*options_.config);
   PoolOptions po;
   pool_ = std::make_unique<UpstreamPool>(loop_, po);
+  store_ = options_.quota_store;
+  if (store_ == nullptr && options_.config->quotas.enabled()) {
+    auto store = openQuotaStore(loop_, options_.config->quotas.store);
+    if (store) {
+      store_ = std::move(store.value());
+    } else {
+      // Requests that a quota rule covers are refused (503) until the store opens.
+      std::fprintf(stderr, "gateway: quota store: %s\n", store.status().message().c_str());
+    }
+  }
   async_ = new uv_async_t;
   uv_async_init(loop_, async_, [](uv_async_t* a) {
     auto* gw = static_cast<Gateway*>(a->data);
@@ -179,6 +190,15 @@ void Gateway::acceptLoopback(uv_stream_t* server, const wg::Identity& identity) 
 
 void Gateway::forget(Connection* c) { connections_.erase(c); }
 
+void Gateway::quotaEvent(QuotaEvent e) {
+  if (e.kind == "rejected") ++counters_.quota_rejected;
+  if (e.kind == "flagged") ++counters_.quota_flagged;
+  if (e.kind == "overdraft") ++counters_.quota_overdrafts;
+  if (e.kind == "store_error") ++counters_.quota_store_errors;
+  if (e.kind == "fail_open") ++counters_.quota_fail_open;
+  if (options_.on_quota_event) options_.on_quota_event(e);
+}
+
 void Gateway::close() {
   if (closed_) return;
   closed_ = true;
@@ -196,6 +216,7 @@ void Gateway::close() {
              [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
     defer_timer_ = nullptr;
   }
+  if (store_) store_->close();  // after the aborts: their settlements are written
   if (async_ != nullptr) {
     uv_close(reinterpret_cast<uv_handle_t*>(async_),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });

@@ -7,6 +7,11 @@
 //     provider's key injected, body forwarded byte for byte (proxy/upstream pool, TLS verified)
 //   → response streamed back as it arrives (SSE frames never held), a copy parsed by the usage
 //     tap (proxy/usage) → cost → one RequestRecord to the LogWriter (proxy/logstore).
+//   Quotas (proxy/quota, when the config has "quotas" rules): after the grant check the caller's
+//   concurrency slot is taken and the worst case reserved in every bucket its rules name (async
+//   for Redis) before the upstream is acquired; over a limit → 429 in the client's shape with
+//   Retry-After and the bucket's name. The reservation settles to the real cost when the exchange
+//   ends, however it ends (response complete, client gone, upstream error).
 //
 // Threads: everything runs on one libuv loop (the gateway's). adoptFromAnyThread() is the only
 // entry point for other threads (the node's accept thread hands tailnet connections over).
@@ -30,11 +35,22 @@
 #include "proxy/config/grants.h"
 #include "proxy/logstore/log_query.h"
 #include "proxy/logstore/log_writer.h"
+#include "proxy/quota/estimate.h"
+#include "proxy/quota/store.h"
 #include "proxy/upstream/pool.h"
 #include "proxy/usage/pricing.h"
 #include "wg/node.h"
 
 namespace gatehouse::proxy {
+
+// Something the quota layer wants an operator (or, later, a hook) to know about.
+struct QuotaEvent {
+  std::string kind;  // "rejected" | "flagged" | "overdraft" | "store_error" | "fail_open"
+  std::string bucket;
+  std::string identity;
+  std::string request_id;
+  std::string message;
+};
 
 struct GatewayOptions {
   std::shared_ptr<const GatewayConfig> config;
@@ -47,6 +63,11 @@ struct GatewayOptions {
   int64_t request_read_timeout_ms = 60'000;  // a request's head and body must arrive within this
   size_t max_logged_body_bytes = 8 * 1024 * 1024;  // per body; larger bodies are logged truncated
   std::function<int64_t()> now_ms;                 // wall clock (Unix ms); empty = the system clock
+  // Quota state. Null with quota rules in the config: the gateway opens the store the config
+  // names (quotas.store) itself. close() closes it (SQLite: final write; Redis: drains).
+  std::shared_ptr<QuotaStore> quota_store;
+  // The hook point for quota events (loop thread). Counted in GatewayCounters either way.
+  std::function<void(const QuotaEvent&)> on_quota_event;
 };
 
 struct GatewayCounters {
@@ -54,9 +75,14 @@ struct GatewayCounters {
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> forwarded{0};
   std::atomic<uint64_t> denied{0};
-  std::atomic<uint64_t> client_errors{0};    // 4xx the gateway answered itself
-  std::atomic<uint64_t> upstream_errors{0};  // 502/504
-  std::atomic<uint64_t> client_aborts{0};    // client went away mid-exchange
+  std::atomic<uint64_t> client_errors{0};       // 4xx the gateway answered itself
+  std::atomic<uint64_t> upstream_errors{0};     // 502/504
+  std::atomic<uint64_t> client_aborts{0};       // client went away mid-exchange
+  std::atomic<uint64_t> quota_rejected{0};      // 429: a bucket or a concurrency limit
+  std::atomic<uint64_t> quota_flagged{0};       // allowed past an on_exceed = flag bucket
+  std::atomic<uint64_t> quota_overdrafts{0};    // an overdraft target lent
+  std::atomic<uint64_t> quota_store_errors{0};  // the store could not answer a reserve
+  std::atomic<uint64_t> quota_fail_open{0};     // ... and the request went ahead (fail_open)
 };
 
 class Gateway {
@@ -94,6 +120,9 @@ class Gateway {
   uv_loop_t* loop() const { return loop_; }
   int64_t nowMs() const;
   GatewayCounters& mutableCounters() { return counters_; }
+  QuotaStore* quotaStore() const { return store_.get(); }
+  ConcurrencyLimiter& concurrency() { return concurrency_; }
+  void quotaEvent(QuotaEvent e);
   class Connection;
   void forget(Connection* c);
   // Runs `fn` on the loop after the current callback stack unwinds (the next loop iteration): a
@@ -109,6 +138,8 @@ class Gateway {
   Shared shared_;
   std::unique_ptr<UpstreamPool> pool_;
   GatewayCounters counters_;
+  std::shared_ptr<QuotaStore> store_;
+  ConcurrencyLimiter concurrency_;
   std::set<Connection*> connections_;
   Listener* listener_ = nullptr;
   uv_async_t* async_ = nullptr;

@@ -1,0 +1,230 @@
+#include "proxy/quota/redis_scripts.h"
+
+namespace gatehouse::proxy::redis_lua {
+namespace {
+
+// Shared by reserve, settle and admin: exact refill (bucket.cc refillBucket) and state I/O.
+const char* const kCommon = R"lua(
+local B = 65536
+local function limbs(x)
+  local t = {}
+  for i = 1, 4 do local l = x % B; t[i] = l; x = (x - l) / B end
+  return t
+end
+-- floor((a*b + c) / d) and the remainder, exact for a, b < 2^53, c < d < 2^32.
+local function muladddiv(a, b, c, d)
+  local la, lb = limbs(a), limbs(b)
+  local p = {0, 0, 0, 0, 0, 0, 0, 0, 0}
+  for i = 1, 4 do for j = 1, 4 do p[i + j - 1] = p[i + j - 1] + la[i] * lb[j] end end
+  p[1] = p[1] + c
+  for k = 1, 8 do local l = p[k] % B; p[k + 1] = p[k + 1] + (p[k] - l) / B; p[k] = l end
+  local q, r = 0, 0
+  for k = 9, 1, -1 do
+    local cur = r * B + p[k]
+    local qd = math.floor(cur / d)
+    local rr = cur - qd * d
+    while rr < 0 do qd = qd - 1; rr = rr + d end
+    while rr >= d do qd = qd + 1; rr = rr - d end
+    r = rr; q = q * B + qd
+  end
+  return q, r
+end
+local index = ARGV[2]
+local st = {}
+local function capof(s, spec) if s.cap > 0 then return s.cap end return spec.capacity end
+-- The bucket's state, read once per script, refilled to `t` (plans in one batch carry their
+-- own times, in order).
+local function load(idx, spec, t)
+  local s = st[idx]
+  if not s then
+    local v = redis.call('HMGET', KEYS[idx], 'level', 'rem', 'upd', 'cap')
+    if v[1] then
+      s = {level = tonumber(v[1]), rem = tonumber(v[2]), upd = tonumber(v[3]), cap = tonumber(v[4])}
+    else
+      s = {level = spec.capacity, rem = 0, upd = t, cap = 0, new = true}
+    end
+    s.spec = spec
+    st[idx] = s
+  end
+  if t > s.upd then
+    local elapsed = t - s.upd
+    s.upd = t
+    local c = capof(s, spec)
+    if spec.amount > 0 and spec.period > 0 then
+      if s.level >= c then
+        s.rem = 0
+      else
+        local add, rem = muladddiv(elapsed, spec.amount, s.rem, spec.period)
+        if add >= c - s.level then s.level = c; s.rem = 0 else s.level = s.level + add; s.rem = rem end
+      end
+    end
+  end
+  return s
+end
+local function save()
+  for idx, s in pairs(st) do
+    redis.call('HMSET', KEYS[idx], 'level', string.format('%d', s.level),
+               'rem', string.format('%d', s.rem), 'upd', string.format('%d', s.upd),
+               'cap', string.format('%d', s.cap), 'spec', s.spec.name)
+    if s.new then redis.call('SADD', index, KEYS[idx]) end
+  end
+end
+-- Each bucket's spec, by key index (the batch script fills it from ARGV).
+local specs = {}
+-- Reads one plan's chains from ARGV starting at `pos`; `extra` = a `taken` after each link's
+-- spec. Returns the chains and the position after them.
+local function chains(pos, extra)
+  local out = {}
+  local n = tonumber(ARGV[pos]); pos = pos + 1
+  for c = 1, n do
+    local ch = {amount = tonumber(ARGV[pos]), links = {}}
+    local nl = tonumber(ARGV[pos + 1]); pos = pos + 2
+    for l = 1, nl do
+      local idx = tonumber(ARGV[pos])
+      local link = {idx = idx, spec = specs[idx]}
+      if extra then link.taken = tonumber(ARGV[pos + 1]) end
+      ch.links[l] = link
+      pos = pos + 1 + (extra and 1 or 0)
+    end
+    out[c] = ch
+  end
+  return out, pos
+end
+local function clamp(x, lo, hi) if x < lo then return lo end if x > hi then return hi end return x end
+)lua";
+
+// One call per loop turn: the settles, then the reserves, each plan in order; a reserve is
+// all or nothing (a refused plan's levels are put back).
+const char* const kBatchBody = R"lua(
+local pos = 3
+for i = 1, #KEYS do
+  specs[i] = {capacity = tonumber(ARGV[pos]), amount = tonumber(ARGV[pos + 1]),
+              period = tonumber(ARGV[pos + 2]), onex = tonumber(ARGV[pos + 3]), name = ARGV[pos + 4]}
+  pos = pos + 5
+end
+local nsettle = tonumber(ARGV[pos])
+pos = pos + 1
+for p = 1, nsettle do
+  local t = tonumber(ARGV[pos])
+  local cs
+  cs, pos = chains(pos + 1, true)
+  for _, ch in ipairs(cs) do
+    local real = ch.amount
+    local reserved = 0
+    local last = #ch.links
+    for i = 1, last do reserved = reserved + ch.links[i].taken end
+    if real < reserved then
+      local refund = reserved - real
+      for i = last, 1, -1 do
+        if refund <= 0 then break end
+        local link = ch.links[i]
+        local back = math.min(refund, link.taken)
+        refund = refund - back
+        local s = load(link.idx, link.spec, t)
+        local c = capof(s, link.spec)
+        if s.level < c then
+          if back >= c - s.level then s.level = c; s.rem = 0 else s.level = s.level + back end
+        end
+      end
+    elseif real > reserved then
+      local extra = real - reserved
+      for i = 1, last - 1 do
+        local s = load(ch.links[i].idx, ch.links[i].spec, t)
+        local give = clamp(s.level, 0, extra)
+        s.level = s.level - give; extra = extra - give
+      end
+      local s = load(ch.links[last].idx, ch.links[last].spec, t)
+      s.level = s.level - extra
+    end
+  end
+end
+local nreserve = tonumber(ARGV[pos])
+pos = pos + 1
+local out = {}
+local saved
+local function take(idx, s, v)
+  if saved[idx] == nil then saved[idx] = s.level end
+  s.level = s.level - v
+end
+for p = 1, nreserve do
+  local t = tonumber(ARGV[pos])
+  local cs
+  cs, pos = chains(pos + 1, false)
+  saved = {}
+  local flagged, overdrawn, taken = {}, {}, {}
+  local refused = nil
+  for _, ch in ipairs(cs) do
+    local rest = ch.amount
+    local last = #ch.links
+    for i = 1, last - 1 do
+      local link = ch.links[i]
+      local s = load(link.idx, link.spec, t)
+      local give = clamp(s.level, 0, rest)
+      take(link.idx, s, give); rest = rest - give
+      taken[#taken + 1] = give
+    end
+    local link = ch.links[last]
+    local s = load(link.idx, link.spec, t)
+    if s.level >= rest or (last > 1 and s.level > 0) then
+      if last > 1 and rest > 0 then overdrawn[#overdrawn + 1] = link.idx end
+      take(link.idx, s, rest)
+      taken[#taken + 1] = rest
+    elseif link.spec.onex == 2 then
+      local give = clamp(s.level, 0, rest)
+      take(link.idx, s, give)
+      taken[#taken + 1] = give
+      flagged[#flagged + 1] = link.idx
+    else
+      refused = {0, link.idx, s.level, rest}
+      break
+    end
+  end
+  if refused then
+    for idx, level in pairs(saved) do st[idx].level = level end
+    for _, v in ipairs(refused) do out[#out + 1] = v end
+  else
+    out[#out + 1] = 1
+    out[#out + 1] = #flagged
+    for _, v in ipairs(flagged) do out[#out + 1] = v end
+    out[#out + 1] = #overdrawn
+    for _, v in ipairs(overdrawn) do out[#out + 1] = v end
+    for _, v in ipairs(taken) do out[#out + 1] = v end
+  end
+end
+save()
+return out
+)lua";
+
+const char* const kAdminBody = R"lua(
+local spec = {capacity = tonumber(ARGV[3]), amount = tonumber(ARGV[4]), period = tonumber(ARGV[5]),
+              name = ARGV[6]}
+local s = load(1, spec, tonumber(ARGV[1]))
+local op, value = ARGV[7], tonumber(ARGV[8])
+if op == 'refill' then
+  local c = capof(s, spec)
+  if s.level < c then s.level = math.min(c, s.level + value) end
+else
+  s.cap = value
+  s.level = math.min(s.level, capof(s, spec))
+end
+save()
+return s.level
+)lua";
+
+}  // namespace
+
+const std::string kBatch = std::string(kCommon) + kBatchBody;
+const std::string kAdmin = std::string(kCommon) + kAdminBody;
+const std::string kList = R"lua(
+local out = {}
+for _, k in ipairs(redis.call('SMEMBERS', ARGV[1])) do
+  local v = redis.call('HMGET', k, 'spec', 'level', 'rem', 'upd', 'cap')
+  if v[1] then
+    out[#out + 1] = k
+    for i = 1, 5 do out[#out + 1] = v[i] end
+  end
+end
+return out
+)lua";
+
+}  // namespace gatehouse::proxy::redis_lua

@@ -1,0 +1,36 @@
+// The Lua scripts behind the Redis quota store. Each runs atomically on the Redis server, so
+// gateway replicas sharing one Redis never interleave inside a reserve or a settle.
+//
+// They implement exactly the arithmetic of bucket.cc (refill with carried remainder) and
+// ledger.cc (chains, overdraft, flag, settle) in Lua 5.1, whose numbers are doubles: every level
+// stays below 2^50 (kMaxQuotaAmount) and the one product that can exceed 2^53 (elapsed × amount
+// in refill) is done in 16-bit limbs, so results are exact to the unit. redis_store_test checks
+// them against QuotaLedger on the same random operations.
+//
+// Storage: bucket KEY is a hash at PREFIX .. "b:" .. KEY with fields level, rem, upd, cap, spec;
+// the set PREFIX .. "index" lists every KEY (for GET /api/quotas).
+//
+// Arguments (all numbers as decimal strings). Reserves and settles travel in batches (the store
+// sends what one loop turn produced in one call): the settles first, then the reserves, each
+// plan in order, exactly as QuotaLedger would process the same calls one by one.
+//   batch    KEYS = bucket hashes; ARGV = 0, index, then per key: capacity, refill_amount,
+//            period_ms, on_exceed (0 reject, 1 overdraft, 2 flag), spec name; then nsettles,
+//            settle plans, nreserves, reserve plans. A plan: now, nchains, then per chain:
+//            amount (settle: the real amount), nlinks, then per link its key index (settle: and
+//            the amount that bucket gave).
+//            → per reserve plan, concatenated: {1, nflagged, keyidx..., noverdrawn, keyidx...,
+//              taken per link in order} | {0, keyidx, level, need}
+//   admin    KEYS[1]; ARGV = now, index, capacity, refill_amount, period_ms, spec,
+//            op ("refill" | "capacity"), value → level
+//   list     ARGV = index → flat {hash key, spec, level, rem, upd, cap, ...}
+#pragma once
+
+#include <string>
+
+namespace gatehouse::proxy::redis_lua {
+
+extern const std::string kBatch;
+extern const std::string kAdmin;
+extern const std::string kList;
+
+}  // namespace gatehouse::proxy::redis_lua

@@ -1,0 +1,530 @@
+// Redis quota store: hiredis' async API on the gateway's libuv loop (adapters/libuv.h), one Lua
+// script call per operation (redis_scripts.h), EVALSHA after SCRIPT LOAD with a fallback to EVAL
+// when the server answers NOSCRIPT (restarted, flushed).
+//
+// Batching: reserves and settles are queued and sent together on the loop's next turn (a
+// uv_idle handle, which also keeps the loop from blocking in poll meanwhile), up to kMaxBatch
+// plans per script call, so under load the Redis cost per request is a fraction of a round
+// trip. Settles go first (their refunds make room). Plans are encoded to strings when queued:
+// nothing points into a config that a reload may free before the batch is sent.
+//
+// Outage handling: a call fails (and the caller applies fail_open / fail_closed) when there is no
+// connection, when the connection drops with the call pending, or when no reply came within
+// timeout_ms (then the connection is dropped too: a hung server is an outage). Reconnection is
+// lazy, at most every kReconnectMs, on the next call. Failures are counted in counters().errors.
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <utility>
+
+#include "proxy/quota/redis_scripts.h"
+#include "proxy/quota/store.h"
+
+namespace gatehouse::proxy {
+namespace {
+
+constexpr int64_t kReconnectMs = 250;
+constexpr size_t kMaxBatch = 128;
+
+enum Script { kBatchScript, kAdminScript, kListScript, kScripts };
+
+const std::string& scriptText(int s) {
+  switch (s) {
+    case kBatchScript:
+      return redis_lua::kBatch;
+    case kAdminScript:
+      return redis_lua::kAdmin;
+    default:
+      return redis_lua::kList;
+  }
+}
+
+int64_t monoMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string num(int64_t v) { return std::to_string(v); }
+
+class RedisQuotaStore;
+
+// One plan as script arguments (redis_scripts.h) with bucket keys still by name.
+struct EncodedLink {
+  std::string key;
+  BucketSpec spec;  // name and arithmetic only (for Retry-After), copied
+  int64_t taken = 0;
+};
+struct EncodedCharge {
+  int64_t amount = 0;
+  std::vector<EncodedLink> links;
+};
+using EncodedPlan = std::vector<EncodedCharge>;
+
+// A settle's charges whose real amount equals what was reserved change nothing (a request
+// bucket: 1 reserved, 1 used) and are left out.
+EncodedPlan encodePlan(const QuotaPlan& plan, const QuotaTaken* taken, const QuotaAmounts* real) {
+  EncodedPlan out;
+  for (size_t i = 0; i < plan.charges.size(); ++i) {
+    const QuotaCharge& c = plan.charges[i];
+    if (real && taken && i < taken->size()) {
+      int64_t gave = 0;
+      for (int64_t t : (*taken)[i]) gave += t;
+      if (gave == real->of(c.unit())) continue;
+    }
+    EncodedCharge e;
+    e.amount = real ? real->of(c.unit()) : c.amount;
+    for (size_t k = 0; k < c.chain.size(); ++k) {
+      const BucketSpec& src = *c.chain[k].spec;
+      EncodedLink l;
+      l.key = c.chain[k].key;
+      l.spec.name = src.name;
+      l.spec.unit = src.unit;
+      l.spec.capacity = src.capacity;
+      l.spec.refill_amount = src.refill_amount;
+      l.spec.refill_period_ms = src.refill_period_ms;
+      l.spec.on_exceed = src.on_exceed;
+      if (taken && i < taken->size() && k < (*taken)[i].size()) l.taken = (*taken)[i][k];
+      e.links.push_back(std::move(l));
+    }
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+struct PendingReserve {
+  EncodedPlan plan;
+  int64_t now_ms = 0;
+  QuotaStore::ReserveDone done;
+};
+struct PendingSettle {
+  EncodedPlan plan;
+  int64_t now_ms = 0;
+};
+
+// One script call in flight. Freed by hiredis' callback, which always comes (reply, or NULL when
+// the connection drops or the context is freed); the timer only reports the failure early.
+struct Call {
+  RedisQuotaStore* store;
+  int script;
+  std::vector<std::string> keys;
+  std::vector<std::string> args;
+  std::function<void(redisReply*, const std::string& error)> done;
+  uv_timer_t* timer = nullptr;
+  bool finished = false;
+  bool eval = false;  // sent as EVAL (the server lacked the script)
+};
+
+class RedisQuotaStore final : public QuotaStore {
+ public:
+  RedisQuotaStore(uv_loop_t* loop, QuotaStoreConfig cfg) : loop_(loop), cfg_(std::move(cfg)) {
+    idle_ = new uv_idle_t;
+    uv_idle_init(loop_, idle_);
+    idle_->data = this;
+  }
+  ~RedisQuotaStore() override {
+    closed_ = true;
+    drop();  // pending callbacks fire with NULL replies; closed_ silences them
+    uv_close(reinterpret_cast<uv_handle_t*>(idle_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); });
+  }
+
+  // Sends the queued settles, then lets them reach the server (hiredis disconnects once they
+  // are answered) while the loop keeps running. Queued reserves are refused.
+  void close() override {
+    if (closed_) return;
+    flush();
+    closed_ = true;
+    if (ctx_ != nullptr) redisAsyncDisconnect(ctx_);
+  }
+
+  void reserve(const QuotaPlan& plan, int64_t now_ms, ReserveDone done) override {
+    reserves_.push_back({encodePlan(plan, nullptr, nullptr), now_ms, std::move(done)});
+    queued();
+  }
+
+  void settle(const QuotaPlan& plan, const QuotaTaken& taken, const QuotaAmounts& real,
+              int64_t now_ms) override {
+    EncodedPlan p = encodePlan(plan, &taken, &real);
+    if (p.empty()) return;
+    settles_.push_back({std::move(p), now_ms});
+    queued();
+  }
+
+  void refill(const std::string& key, const BucketSpec& spec, int64_t amount, int64_t now_ms,
+              StatusDone done) override {
+    admin(key, spec, "refill", amount, now_ms, std::move(done));
+  }
+  void setCapacity(const std::string& key, const BucketSpec& spec, int64_t capacity, int64_t now_ms,
+                   StatusDone done) override {
+    admin(key, spec, "capacity", capacity, now_ms, std::move(done));
+  }
+
+  void list(ListDone done) override {
+    flush();
+    call(kListScript, {}, {cfg_.redis_prefix + "index"},
+         [this, done = std::move(done)](redisReply* r, const std::string& error) {
+           if (!error.empty()) return done(Status(EIO, error));
+           std::vector<BucketRow> rows;
+           std::string hash_prefix = cfg_.redis_prefix + "b:";
+           for (size_t i = 0; i + 5 < r->elements; i += 6) {
+             auto s = [&](size_t k) {
+               redisReply* e = r->element[i + k];
+               return e->type == REDIS_REPLY_STRING ? std::string(e->str, e->len) : std::string();
+             };
+             auto n = [&](size_t k) { return std::strtoll(s(k).c_str(), nullptr, 10); };
+             std::string key = s(0);
+             if (key.rfind(hash_prefix, 0) == 0) key = key.substr(hash_prefix.size());
+             rows.push_back({key, s(1), BucketState{n(2), n(3), n(4), n(5)}});
+           }
+           done(std::move(rows));
+         });
+  }
+
+  // hiredis callbacks.
+  void onConnect(int status) {
+    if (status != REDIS_OK) {
+      std::fprintf(stderr, "gateway: quota store: redis %s:%u unreachable: %s\n",
+                   cfg_.redis_host.c_str(), cfg_.redis_port, ctx_ ? ctx_->errstr : "");
+      ctx_ = nullptr;  // hiredis frees it after this callback
+      return;
+    }
+    std::fprintf(stderr, "gateway: quota store: connected to redis %s:%u\n",
+                 cfg_.redis_host.c_str(), cfg_.redis_port);
+  }
+  void onDisconnect(int status) {
+    if (status != REDIS_OK) {
+      std::fprintf(stderr, "gateway: quota store: lost redis %s:%u: %s\n", cfg_.redis_host.c_str(),
+                   cfg_.redis_port, ctx_ ? ctx_->errstr : "");
+    }
+    ctx_ = nullptr;
+    for (std::string& s : sha_) s.clear();
+  }
+
+  void onReply(Call* c, redisReply* r) {
+    if (c->timer != nullptr) {
+      uv_timer_stop(c->timer);
+      uv_close(reinterpret_cast<uv_handle_t*>(c->timer),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      c->timer = nullptr;
+    }
+    if (closed_ || c->finished) {
+      delete c;
+      return;
+    }
+    if (r != nullptr && r->type == REDIS_REPLY_ERROR &&
+        std::string_view(r->str, r->len).rfind("NOSCRIPT", 0) == 0 && !c->eval) {
+      c->eval = true;
+      sha_[c->script].clear();
+      send(c);
+      return;
+    }
+    c->finished = true;
+    if (r == nullptr) {
+      ++counters_.errors;
+      c->done(nullptr, "redis connection lost");
+    } else if (r->type == REDIS_REPLY_ERROR) {
+      ++counters_.errors;
+      c->done(nullptr, "redis: " + std::string(r->str, r->len));
+    } else {
+      c->done(r, "");
+    }
+    delete c;
+  }
+
+ private:
+  std::vector<std::string> prelude(int64_t now_ms) const {
+    return {num(now_ms), cfg_.redis_prefix + "index"};
+  }
+
+  void queued() {
+    if (!idle_active_) {
+      idle_active_ = true;
+      uv_idle_start(idle_, [](uv_idle_t* h) { static_cast<RedisQuotaStore*>(h->data)->flush(); });
+    }
+  }
+
+  // KEYS: one per distinct bucket of the batch; ARGV: 0 (each plan has its own time), index,
+  // then the settles and the reserves, each group counted (redis_scripts.h).
+  struct Batch {
+    std::vector<std::string> keys;
+    std::vector<std::string> specs;  // 5 per key, in key order
+    std::vector<std::string> args;   // the plans
+    std::map<std::string, size_t> idx;
+  };
+  void appendPlan(Batch& b, const EncodedPlan& plan, int64_t now_ms, bool with_taken) {
+    b.args.push_back(num(now_ms));
+    b.args.push_back(num(static_cast<int64_t>(plan.size())));
+    for (const EncodedCharge& c : plan) {
+      b.args.push_back(num(c.amount));
+      b.args.push_back(num(static_cast<int64_t>(c.links.size())));
+      for (const EncodedLink& l : c.links) {
+        auto [it, fresh] = b.idx.emplace(l.key, b.keys.size() + 1);
+        if (fresh) {
+          b.keys.push_back(cfg_.redis_prefix + "b:" + l.key);
+          b.specs.push_back(num(l.spec.capacity));
+          b.specs.push_back(num(l.spec.refill_amount));
+          b.specs.push_back(num(l.spec.refill_period_ms));
+          b.specs.push_back(num(static_cast<int64_t>(l.spec.on_exceed)));
+          b.specs.push_back(l.spec.name);
+        }
+        b.args.push_back(num(static_cast<int64_t>(it->second)));
+        if (with_taken) b.args.push_back(num(l.taken));
+      }
+    }
+  }
+
+  void flush() {
+    if (idle_active_) {
+      uv_idle_stop(idle_);
+      idle_active_ = false;
+    }
+    if (closed_) {
+      for (PendingReserve& r : std::exchange(reserves_, {})) {
+        r.done(Status(ECANCELED, "the quota store is closing"));
+      }
+      settles_.clear();
+      return;
+    }
+    while (!settles_.empty() || !reserves_.empty()) {
+      Batch b;
+      size_t ns = std::min(settles_.size(), kMaxBatch);
+      b.args.push_back(num(static_cast<int64_t>(ns)));
+      for (size_t i = 0; i < ns; ++i) appendPlan(b, settles_[i].plan, settles_[i].now_ms, true);
+      settles_.erase(settles_.begin(), settles_.begin() + static_cast<ptrdiff_t>(ns));
+      size_t nr = std::min(reserves_.size(), kMaxBatch);
+      b.args.push_back(num(static_cast<int64_t>(nr)));
+      auto waiting = std::make_shared<std::vector<PendingReserve>>();
+      for (size_t i = 0; i < nr; ++i) {
+        appendPlan(b, reserves_[i].plan, reserves_[i].now_ms, false);
+        waiting->push_back(std::move(reserves_[i]));
+      }
+      reserves_.erase(reserves_.begin(), reserves_.begin() + static_cast<ptrdiff_t>(nr));
+      std::vector<std::string> by_idx(b.keys.size());
+      for (const auto& [key, i] : b.idx) by_idx[i - 1] = key;
+      std::vector<std::string> argv = {"0", cfg_.redis_prefix + "index"};
+      argv.reserve(2 + b.specs.size() + b.args.size());
+      for (std::string& x : b.specs) argv.push_back(std::move(x));
+      for (std::string& x : b.args) argv.push_back(std::move(x));
+      call(kBatchScript, std::move(b.keys), std::move(argv),
+           [waiting, by_idx = std::move(by_idx)](redisReply* r, const std::string& error) {
+             size_t pos = 0;
+             for (PendingReserve& w : *waiting) {
+               if (!error.empty()) {
+                 w.done(Status(EIO, error));
+               } else {
+                 w.done(decodeReserve(r, &pos, w.plan, by_idx));
+               }
+             }
+           });
+    }
+  }
+
+  // One plan's answer at *pos in the batch reply; advances *pos.
+  static Result<ReserveOutcome> decodeReserve(redisReply* r, size_t* pos, const EncodedPlan& plan,
+                                              const std::vector<std::string>& by_idx) {
+    auto bad = [] { return Status(EPROTO, "redis: unexpected reply to the reserve script"); };
+    if (r->type != REDIS_REPLY_ARRAY) return bad();
+    auto at = [&](size_t i) -> std::optional<int64_t> {
+      if (i >= r->elements || r->element[i]->type != REDIS_REPLY_INTEGER) return std::nullopt;
+      return r->element[i]->integer;
+    };
+    auto name = [&](std::optional<int64_t> i) {
+      return i && *i >= 1 && static_cast<size_t>(*i) <= by_idx.size() ? by_idx[*i - 1]
+                                                                      : std::string();
+    };
+    ReserveOutcome out;
+    size_t p = *pos;
+    auto first = at(p++);
+    if (!first) return bad();
+    if (*first == 0) {
+      if (p + 3 > r->elements) return bad();
+      out.rejected = name(at(p));
+      out.rejected_level = at(p + 1).value_or(0);
+      out.rejected_need = at(p + 2).value_or(0);
+      *pos = p + 3;
+      for (const EncodedCharge& c : plan) {
+        for (const EncodedLink& l : c.links) {
+          if (l.key != out.rejected) continue;
+          BucketState st;
+          st.level = out.rejected_level;  // the carried fraction is not returned: round up
+          out.retry_after_s = secondsUntil(l.spec, st, out.rejected_need);
+        }
+      }
+      return out;
+    }
+    auto nf = at(p++);
+    if (!nf) return bad();
+    for (int64_t i = 0; i < *nf; ++i) out.flagged.push_back(name(at(p++)));
+    auto no = at(p++);
+    if (!no) return bad();
+    for (int64_t i = 0; i < *no; ++i) out.overdrawn.push_back(name(at(p++)));
+    for (const EncodedCharge& c : plan) {
+      std::vector<int64_t> t;
+      for (size_t k = 0; k < c.links.size(); ++k) {
+        auto v = at(p++);
+        if (!v) return bad();
+        t.push_back(*v);
+      }
+      out.taken.push_back(std::move(t));
+    }
+    *pos = p;
+    out.allowed = true;
+    return out;
+  }
+
+  void admin(const std::string& key, const BucketSpec& spec, const char* op, int64_t value,
+             int64_t now_ms, StatusDone done) {
+    flush();  // queued reserves and settles first: the server sees calls in order
+    std::vector<std::string> args = prelude(now_ms);
+    args.push_back(num(spec.capacity));
+    args.push_back(num(spec.refill_amount));
+    args.push_back(num(spec.refill_period_ms));
+    args.push_back(spec.name);
+    args.push_back(op);
+    args.push_back(num(value));
+    call(kAdminScript, {cfg_.redis_prefix + "b:" + key}, std::move(args),
+         [done = std::move(done)](redisReply*, const std::string& error) {
+           done(error.empty() ? Status::ok() : Status(EIO, error));
+         });
+  }
+
+  void drop() {
+    redisAsyncContext* ac = ctx_;
+    if (ac == nullptr) return;
+    ctx_ = nullptr;
+    ac->data = nullptr;
+    for (std::string& s : sha_) s.clear();
+    redisAsyncFree(ac);
+  }
+
+  void connect() {
+    int64_t now = monoMs();
+    if (ctx_ != nullptr || closed_ || now < next_connect_ms_) return;
+    next_connect_ms_ = now + kReconnectMs;
+    redisAsyncContext* c = redisAsyncConnect(cfg_.redis_host.c_str(), cfg_.redis_port);
+    if (c == nullptr || c->err) {
+      if (c != nullptr) redisAsyncFree(c);
+      return;
+    }
+    c->data = this;
+    redisLibuvAttach(c, loop_);
+    redisAsyncSetConnectCallback(c, [](const redisAsyncContext* ac, int status) {
+      if (ac->data != nullptr) static_cast<RedisQuotaStore*>(ac->data)->onConnect(status);
+    });
+    redisAsyncSetDisconnectCallback(c, [](const redisAsyncContext* ac, int status) {
+      if (ac->data != nullptr) static_cast<RedisQuotaStore*>(ac->data)->onDisconnect(status);
+    });
+    ctx_ = c;
+    for (int s = 0; s < kScripts; ++s) loadScript(s);
+  }
+
+  void loadScript(int s) {
+    const std::string& text = scriptText(s);
+    const char* argv[] = {"SCRIPT", "LOAD", text.data()};
+    size_t lens[] = {6, 4, text.size()};
+    auto* slot = new std::pair<RedisQuotaStore*, int>(this, s);
+    redisAsyncCommandArgv(
+        ctx_,
+        [](redisAsyncContext*, void* reply, void* priv) {
+          auto* p = static_cast<std::pair<RedisQuotaStore*, int>*>(priv);
+          auto* r = static_cast<redisReply*>(reply);
+          if (r != nullptr && r->type == REDIS_REPLY_STRING && !p->first->closed_) {
+            p->first->sha_[p->second] = std::string(r->str, r->len);
+          }
+          delete p;
+        },
+        slot, 3, argv, lens);
+  }
+
+  void call(int script, std::vector<std::string> keys, std::vector<std::string> args,
+            std::function<void(redisReply*, const std::string&)> done) {
+    connect();
+    if (ctx_ == nullptr) {
+      ++counters_.errors;
+      done(nullptr,
+           "redis " + cfg_.redis_host + ":" + std::to_string(cfg_.redis_port) + " unreachable");
+      return;
+    }
+    auto* c = new Call{this, script, std::move(keys), std::move(args), std::move(done)};
+    c->timer = new uv_timer_t;
+    uv_timer_init(loop_, c->timer);
+    c->timer->data = c;
+    uv_timer_start(
+        c->timer,
+        [](uv_timer_t* t) {
+          auto* c = static_cast<Call*>(t->data);
+          RedisQuotaStore* self = c->store;
+          if (c->finished || self->closed_) return;
+          c->finished = true;
+          ++self->counters_.errors;
+          c->done(nullptr,
+                  "redis did not answer within " + std::to_string(self->cfg_.timeout_ms) + " ms");
+          // A hung server is an outage: drop the connection; the pending calls complete (with
+          // NULL replies; `c` among them, freed) and the next call reconnects.
+          self->drop();
+        },
+        cfg_.timeout_ms, 0);
+    send(c);
+  }
+
+  void send(Call* c) {
+    if (ctx_ == nullptr) {
+      onReply(c, nullptr);
+      return;
+    }
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    bool by_sha = !c->eval && !sha_[c->script].empty();
+    const std::string& body = by_sha ? sha_[c->script] : scriptText(c->script);
+    std::string nkeys = num(static_cast<int64_t>(c->keys.size()));
+    argv.push_back(by_sha ? "EVALSHA" : "EVAL");
+    lens.push_back(by_sha ? 7 : 4);
+    argv.push_back(body.data());
+    lens.push_back(body.size());
+    argv.push_back(nkeys.data());
+    lens.push_back(nkeys.size());
+    for (const std::string& k : c->keys) {
+      argv.push_back(k.data());
+      lens.push_back(k.size());
+    }
+    for (const std::string& a : c->args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    int rc = redisAsyncCommandArgv(
+        ctx_,
+        [](redisAsyncContext*, void* reply, void* priv) {
+          auto* c = static_cast<Call*>(priv);
+          c->store->onReply(c, static_cast<redisReply*>(reply));
+        },
+        c, static_cast<int>(argv.size()), argv.data(), lens.data());
+    if (rc != REDIS_OK) onReply(c, nullptr);
+  }
+
+  uv_loop_t* loop_;
+  QuotaStoreConfig cfg_;
+  redisAsyncContext* ctx_ = nullptr;
+  int64_t next_connect_ms_ = 0;
+  bool closed_ = false;
+  std::string sha_[kScripts];
+  uv_idle_t* idle_ = nullptr;
+  bool idle_active_ = false;
+  std::vector<PendingReserve> reserves_;
+  std::vector<PendingSettle> settles_;
+};
+
+}  // namespace
+
+std::unique_ptr<QuotaStore> openRedisQuotaStore(uv_loop_t* loop, const QuotaStoreConfig& config) {
+  return std::make_unique<RedisQuotaStore>(loop, config);
+}
+
+}  // namespace gatehouse::proxy
