@@ -34,8 +34,8 @@ const std::vector<std::string> kProviderKeys = {"kind",   "base_url", "local",  
                                                 "models", "headers",  "ca_file", "timeouts"};
 const std::vector<std::string> kKinds = {"anthropic", "openai", "openai_compatible"};
 const std::vector<std::string> kTimeoutKeys = {"connect_ms", "read_ms"};
-const std::vector<std::string> kLoggingKeys = {"database", "retention_days", "bodies",
-                                               "queue_size"};
+const std::vector<std::string> kLoggingKeys = {"database", "retention_days", "bodies", "queue_size",
+                                               "tool_calls"};
 const std::vector<std::string> kIdentityKeys = {"user", "groups", "tags"};
 
 std::string q(std::string_view s) { return "\"" + std::string(s) + "\""; }
@@ -602,6 +602,7 @@ class Loader {
       number(v, ptr, "retention_days", 1, 3650, ctx, &l.retention_days);
     if (v.contains("bodies")) boolean(v, ptr, "bodies", ctx, &l.bodies);
     if (v.contains("queue_size")) number(v, ptr, "queue_size", 1, 1'000'000, ctx, &l.queue_size);
+    if (v.contains("tool_calls")) boolean(v, ptr, "tool_calls", ctx, &l.tool_calls);
   }
 
   const JsonDoc& doc_;

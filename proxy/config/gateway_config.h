@@ -87,6 +87,7 @@ struct LoggingConfig {
   uint32_t retention_days = 30;
   bool bodies = true;            // store request and response bodies (zstd), not just metadata
   uint32_t queue_size = 10'000;  // records waiting for the writer before new ones are dropped
+  bool tool_calls = true;        // extract tool calls from responses and results from requests
 };
 
 struct GatewayConfig {

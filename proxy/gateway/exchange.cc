@@ -4,6 +4,7 @@
 #include "proxy/config/credentials.h"
 #include "proxy/gateway/connection.h"
 #include "proxy/gateway/records.h"
+#include "proxy/gateway/tool_records.h"
 
 namespace gatehouse::proxy {
 namespace {
@@ -226,6 +227,10 @@ void Exchange::onResponseHead(http::ResponseHead head) {
   auto ct = head.headers.get("content-type");
   sse_ = ct && ct->find("text/event-stream") != std::string_view::npos;
   tap_ = std::make_unique<UsageTap>(apiKind(), sse_ ? BodyMode::kSse : BodyMode::kJson);
+  if (shared_.config->logging.tool_calls) {
+    tool_tap_ =
+        std::make_unique<tools::ToolTap>(apiKind(), sse_ ? BodyMode::kSse : BodyMode::kJson);
+  }
   if (sse_) sse_parser_ = std::make_unique<http::SseParser>();
 }
 
@@ -234,9 +239,13 @@ void Exchange::onBody(std::string_view data) {
   client_.write(chunked_ ? http::chunk(data) : std::string(data));
   if (sse_) {
     auto r = sse_parser_->feed(std::span<const char>(data.data(), data.size()));
-    for (const http::SseEvent& e : r.events) tap_->onSseEvent(e.event, e.data);
+    for (const http::SseEvent& e : r.events) {
+      tap_->onSseEvent(e.event, e.data);
+      if (tool_tap_) tool_tap_->onSseEvent(e.event, e.data);
+    }
   } else {
     tap_->onBody(data);
+    if (tool_tap_) tool_tap_->onBody(data);
   }
   const GatewayConfig& cfg = *shared_.config;
   if (cfg.logging.bodies) {
@@ -329,6 +338,10 @@ void Exchange::record(const std::string& error) {
   if (tap_ && shared_.prices) {
     Cost c = costOfResponse(*shared_.prices, providerOf(apiKind()), model_.model, tr);
     if (c.known) rec.cost_nanodollars = c.nanos;
+  }
+  if (shared_.config->logging.tool_calls) {
+    static const std::vector<tools::ToolCall> kNone;
+    addToolRecords(tool_tap_ ? tool_tap_->finish() : kNone, apiKind(), body_, rec);
   }
   rec.response_headers = toRecordHeaders(std::move(response_headers_));
   if (shared_.config->logging.bodies) {

@@ -202,7 +202,7 @@ TEST(GatewayConfig, UnknownKeysSuggestTheClosestName) {
             "gw.hujson:4:36: provider \"a\": unknown timeout \"conect_ms\" (did you mean "
             "\"connect_ms\"?); allowed: connect_ms, read_ms\n"
             "gw.hujson:5:15: unknown logging key \"retention\"; allowed: database, "
-            "retention_days, bodies, queue_size");
+            "retention_days, bodies, queue_size, tool_calls");
 }
 
 TEST(GatewayConfig, TypesAndRangesAreChecked) {

@@ -1,0 +1,45 @@
+#include "proxy/gateway/tool_records.h"
+
+#include <nlohmann/json.hpp>
+
+#include "proxy/tools/tool_results.h"
+
+namespace gatehouse::proxy {
+
+ToolCallRecord toRecord(const tools::ToolCall& call) {
+  ToolCallRecord r;
+  r.call_id = call.call_id;
+  r.name = call.name;
+  r.type = std::string(tools::toString(call.type));
+  r.source = call.source;
+  r.mcp_server = call.mcp_server;
+  r.mcp_tool = call.mcp_tool;
+  r.arguments = call.arguments;
+  r.args_state = std::string(tools::toString(call.args_state));
+  r.command = call.command;
+  r.commands_json =
+      tools::toJson(call.commands).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  for (const auto& c : call.commands) r.command_lines.push_back(tools::commandLine(c));
+  r.shell_ok = call.shell_ok;
+  r.target = call.target;
+  return r;
+}
+
+void addToolRecords(const std::vector<tools::ToolCall>& calls, ApiKind kind,
+                    std::string_view request_body, RequestRecord& rec) {
+  for (size_t i = 0; i < calls.size(); ++i) {
+    ToolCallRecord r = toRecord(calls[i]);
+    if (r.call_id.empty()) r.call_id = rec.id + "#" + std::to_string(i);
+    rec.tool_calls.push_back(std::move(r));
+  }
+  // Most first turns carry no results: skip the parse when no result marker is present.
+  bool maybe = request_body.find("tool_result") != std::string_view::npos ||
+               request_body.find("tool_call_id") != std::string_view::npos ||
+               request_body.find("_output") != std::string_view::npos;
+  if (!maybe) return;
+  for (const tools::ToolResult& t : tools::extractToolResults(kind, request_body)) {
+    rec.tool_results.push_back({t.call_id, std::string(tools::toString(t.status)), t.size});
+  }
+}
+
+}  // namespace gatehouse::proxy
