@@ -19,6 +19,7 @@
 #include "control/policy.h"
 #include "proxy/config/credentials.h"
 #include "proxy/config/grants.h"
+#include "proxy/tools/guardrail.h"
 
 namespace gatehouse::proxy {
 namespace {
@@ -27,9 +28,9 @@ using control::Diagnostic;
 using control::JsonDoc;
 using nlohmann::json;
 
-const std::vector<std::string> kTopKeys = {"version",         "hostname",          "listen",
-                                           "loopback_listen", "loopback_identity", "providers",
-                                           "grants",          "logging",           "prices"};
+const std::vector<std::string> kTopKeys = {
+    "version",   "hostname", "listen",  "loopback_listen", "loopback_identity",
+    "providers", "grants",   "logging", "prices",          "guardrails"};
 const std::vector<std::string> kProviderKeys = {"kind",   "base_url", "local",   "key",
                                                 "models", "headers",  "ca_file", "timeouts"};
 const std::vector<std::string> kKinds = {"anthropic", "openai", "openai_compatible"};
@@ -192,6 +193,7 @@ class Loader {
       cfg_.prices = resolvePath(cfg_.prices);
       checkFile("/prices", "prices", cfg_.prices);
     }
+    parseGuardrails(root);
     return finish();
   }
 
@@ -572,6 +574,24 @@ class Loader {
           opts_.file_name + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column);
       cfg_.grants.push_back(std::move(g));
     }
+  }
+
+  // Absent: the built-in rule set. Present: a rule set in proxy/tools/guardrail.h's format.
+  void parseGuardrails(const json& root) {
+    cfg_.guardrails = tools::Guardrails::builtin();
+    if (!root.contains("guardrails")) return;
+    const json& v = root["guardrails"];
+    if (!v.is_object()) {
+      error("/guardrails",
+            "\"guardrails\" must be an object, e.g. {\"builtin\": true, \"rules\": []}");
+      return;
+    }
+    auto g = tools::Guardrails::parse(v.dump());
+    if (!g) {
+      error("/guardrails", g.status().message());
+      return;
+    }
+    cfg_.guardrails = g.value();
   }
 
   void parseLogging(const json& root) {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,6 +23,10 @@
 #include "proxy/upstream/target.h"
 #include "wg/node.h"
 #include "wg/status.h"
+
+namespace gatehouse::proxy::tools {
+class Guardrails;
+}  // namespace gatehouse::proxy::tools
 
 namespace gatehouse::proxy {
 
@@ -102,6 +107,9 @@ struct GatewayConfig {
   std::vector<Grant> grants;
   LoggingConfig logging;
   std::string prices;  // absolute path of a price override file, "" = built-in table
+  // Guardrail rules (proxy/tools/guardrail.h): the built-in set unless "guardrails" says
+  // otherwise. Enforced in streamed Anthropic responses; matches are recorded on tool calls.
+  std::shared_ptr<const tools::Guardrails> guardrails;
 
   const ProviderConfig* provider(std::string_view id) const;
   // `text` with every provider key replaced by "[redacted]": a last guard for text the gateway

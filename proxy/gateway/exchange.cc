@@ -151,7 +151,7 @@ void Exchange::handleUpstreamBytes(std::string_view bytes) {
     if (!head_sent_) {
       upstreamFailed(GatewayError::badGateway(what), what);
     } else {
-      if (chunked_) client_.write(std::string(http::lastChunk()));
+      endChunked();
       record(what);
       finish(false, true);
     }
@@ -190,7 +190,7 @@ void Exchange::onUpstreamClose(const Status& status) {
   // Mid-stream: end the client's response cleanly (last chunk) and close the connection, so the
   // client sees a complete HTTP message and its SDK reports the missing end event.
   upstream_.reset();
-  if (chunked_) client_.write(std::string(http::lastChunk()));
+  endChunked();
   record("upstream failed mid-stream: " + what);
   finish(false, true);
 }
@@ -232,11 +232,22 @@ void Exchange::onResponseHead(http::ResponseHead head) {
         std::make_unique<tools::ToolTap>(apiKind(), sse_ ? BodyMode::kSse : BodyMode::kJson);
   }
   if (sse_) sse_parser_ = std::make_unique<http::SseParser>();
+  // Guardrails act on streamed Anthropic answers; the guard may change lengths: chunked only.
+  const auto& rules = shared_.config->guardrails;
+  if (sse_ && chunked_ && status_ == 200 && route_.kind == RouteKind::kAnthropicMessages && rules &&
+      !rules->rules().empty()) {
+    guard_ = std::make_unique<tools::AnthropicStreamGuard>(rules);
+  }
 }
 
 void Exchange::onBody(std::string_view data) {
   if (data.empty()) return;
-  client_.write(chunked_ ? http::chunk(data) : std::string(data));
+  if (guard_) {
+    std::string out = guard_->feed(data);
+    if (!out.empty()) client_.write(http::chunk(out));
+  } else {
+    client_.write(chunked_ ? http::chunk(data) : std::string(data));
+  }
   if (sse_) {
     auto r = sse_parser_->feed(std::span<const char>(data.data(), data.size()));
     for (const http::SseEvent& e : r.events) {
@@ -267,8 +278,17 @@ void Exchange::clientDrained() {
   }
 }
 
+void Exchange::endChunked() {
+  if (!chunked_) return;
+  if (guard_) {
+    std::string rest = guard_->finish();
+    if (!rest.empty()) client_.write(http::chunk(rest));
+  }
+  client_.write(std::string(http::lastChunk()));
+}
+
 void Exchange::onEnd() {
-  if (chunked_) client_.write(std::string(http::lastChunk()));
+  endChunked();
   bool reusable = upstream_ && parser_.idle();
   record("");
   finish(reusable, !head_.keepAlive);
@@ -341,7 +361,9 @@ void Exchange::record(const std::string& error) {
   }
   if (shared_.config->logging.tool_calls) {
     static const std::vector<tools::ToolCall> kNone;
-    addToolRecords(tool_tap_ ? tool_tap_->finish() : kNone, apiKind(), body_, rec);
+    addToolRecords(tool_tap_ ? tool_tap_->finish() : kNone, apiKind(), body_, rec,
+                   shared_.config->guardrails.get(),
+                   guard_ ? guard_->blocked() : std::vector<tools::BlockedCall>{});
   }
   rec.response_headers = toRecordHeaders(std::move(response_headers_));
   if (shared_.config->logging.bodies) {

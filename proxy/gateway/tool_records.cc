@@ -26,9 +26,24 @@ ToolCallRecord toRecord(const tools::ToolCall& call) {
 }
 
 void addToolRecords(const std::vector<tools::ToolCall>& calls, ApiKind kind,
-                    std::string_view request_body, RequestRecord& rec) {
+                    std::string_view request_body, RequestRecord& rec,
+                    const tools::Guardrails* rules,
+                    const std::vector<tools::BlockedCall>& blocked) {
   for (size_t i = 0; i < calls.size(); ++i) {
     ToolCallRecord r = toRecord(calls[i]);
+    if (rules != nullptr) {
+      nlohmann::json matched = nlohmann::json::array();
+      for (const tools::GuardMatch& m : rules->evaluate(calls[i])) {
+        bool enforced = false;
+        for (const auto& b : blocked) {
+          enforced = enforced || (b.call_id == calls[i].call_id && b.match.rule == m.rule);
+        }
+        matched.push_back({{"rule", m.rule},
+                           {"action", std::string(toString(m.action))},
+                           {"enforced", enforced}});
+      }
+      r.guardrail = matched.dump();
+    }
     if (r.call_id.empty()) r.call_id = rec.id + "#" + std::to_string(i);
     rec.tool_calls.push_back(std::move(r));
   }

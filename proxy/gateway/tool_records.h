@@ -8,15 +8,19 @@
 #include <vector>
 
 #include "proxy/logstore/record.h"
+#include "proxy/tools/stream_guard.h"
 #include "proxy/tools/tool_call.h"
 #include "proxy/usage/usage.h"
 
 namespace gatehouse::proxy {
 
 // Fills rec.tool_calls from `calls` (ids invented as "<request id>#<n>" where the provider gave
-// none) and rec.tool_results from the tool results in `request_body`.
+// none), each with the guardrail rules it matches (`rules` may be null; `blocked` are the calls a
+// stream guard replaced, marked enforced), and rec.tool_results from `request_body`.
 void addToolRecords(const std::vector<tools::ToolCall>& calls, ApiKind kind,
-                    std::string_view request_body, RequestRecord& rec);
+                    std::string_view request_body, RequestRecord& rec,
+                    const tools::Guardrails* rules = nullptr,
+                    const std::vector<tools::BlockedCall>& blocked = {});
 
 ToolCallRecord toRecord(const tools::ToolCall& call);
 

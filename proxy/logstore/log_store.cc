@@ -111,13 +111,17 @@ const char* const kMigrations[] = {
       PRIMARY KEY (call, n)) WITHOUT ROWID;
     CREATE INDEX tool_commands_line ON tool_commands(line);
     )sql",
+    // 3: the guardrail rules each tool call matched.
+    R"sql(
+    ALTER TABLE tool_calls ADD COLUMN guardrail TEXT NOT NULL DEFAULT '[]';
+    )sql",
 };
 
 constexpr const char* kInsertToolCall =
     "INSERT OR IGNORE INTO tool_calls (node_id, call_id, user_login, tags, session_id, "
     "request_id, time_ms, name, type, source, mcp_server, mcp_tool, arguments, args_state, "
-    "command, commands, shell_ok, target, result_status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-    "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, 'none')";
+    "command, commands, shell_ok, target, result_status, guardrail) VALUES (?1, ?2, ?3, ?4, ?5, "
+    "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, 'none', ?19)";
 
 // A result is applied once: later turns repeat it unchanged.
 constexpr const char* kApplyToolResult =
@@ -200,7 +204,7 @@ Status insertTools(const RequestRecord& r, const EncodedRecord& e, SqlStmt& call
     call.bindText(8, c.name).bindText(9, c.type).bindText(10, c.source);
     call.bindText(11, c.mcp_server).bindText(12, c.mcp_tool).bindText(13, c.arguments);
     call.bindText(14, c.args_state).bindText(15, c.command).bindText(16, c.commands_json);
-    call.bind(17, int64_t{c.shell_ok}).bindText(18, c.target);
+    call.bind(17, int64_t{c.shell_ok}).bindText(18, c.target).bindText(19, c.guardrail);
     if (Status s = call.run("insert tool call " + c.call_id); !s) return s;
     if (sqlite3_changes(call.db()) == 0) continue;  // seen in an earlier turn
     int64_t id = sqlite3_last_insert_rowid(call.db());

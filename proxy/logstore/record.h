@@ -65,6 +65,9 @@ struct ToolCallRecord {
   std::vector<std::string> command_lines;  // each command's argv joined by spaces
   bool shell_ok = true;                    // false: `command` did not parse, kept raw
   std::string target;                      // path, pattern, url or query
+  // Guardrail rules the call matched: JSON [{"rule", "action", "enforced"}], "[]" when none.
+  // enforced: the gateway replaced the call before the client saw it.
+  std::string guardrail = "[]";
   bool operator==(const ToolCallRecord&) const = default;
 };
 

@@ -19,7 +19,8 @@ using logstore::toValidUtf8;
 constexpr const char* kToolColumns =
     "c.id, c.call_id, c.request_id, c.time_ms, c.node_id, c.user_login, c.tags, c.session_id, "
     "c.name, c.type, c.source, c.mcp_server, c.mcp_tool, c.arguments, c.args_state, c.command, "
-    "c.commands, c.shell_ok, c.target, c.result_status, c.result_size, c.result_request_id";
+    "c.commands, c.shell_ok, c.target, c.result_status, c.result_size, c.result_request_id, "
+    "c.guardrail";
 
 StoredToolCall readCall(const SqlStmt& s) {
   StoredToolCall c;
@@ -44,6 +45,7 @@ StoredToolCall readCall(const SqlStmt& s) {
   c.result_status = s.text(19);
   c.result_size = s.optI64(20);
   c.result_request_id = s.isNull(21) ? "" : s.text(21);
+  c.guardrail_json = s.text(22);
   return c;
 }
 
@@ -84,6 +86,8 @@ void appendToolWhere(const ToolFilter& f, SqlQuery& q) {
 nlohmann::json toJson(const StoredToolCall& c) {
   auto commands = nlohmann::json::parse(c.commands_json, nullptr, false);
   if (commands.is_discarded()) commands = nlohmann::json::array();
+  auto guardrail = nlohmann::json::parse(c.guardrail_json, nullptr, false);
+  if (guardrail.is_discarded()) guardrail = nlohmann::json::array();
   nlohmann::json tags = nlohmann::json::array();
   for (const auto& t : c.tags) tags.push_back(toValidUtf8(t));
   return {{"call_id", toValidUtf8(c.call_id)},
@@ -106,7 +110,8 @@ nlohmann::json toJson(const StoredToolCall& c) {
           {"result", c.result_status},
           {"result_size", c.result_size ? nlohmann::json(*c.result_size) : nlohmann::json()},
           {"result_request_id",
-           c.result_request_id.empty() ? nlohmann::json() : nlohmann::json(c.result_request_id)}};
+           c.result_request_id.empty() ? nlohmann::json() : nlohmann::json(c.result_request_id)},
+          {"guardrail", guardrail}};
 }
 
 nlohmann::json toJson(const ToolPage& page) {

@@ -57,7 +57,8 @@ struct StoredToolCall {
   std::string target;
   std::string result_status;  // none (not seen yet), ok, error
   std::optional<int64_t> result_size;
-  std::string result_request_id;  // the request that carried the result
+  std::string result_request_id;      // the request that carried the result
+  std::string guardrail_json = "[]";  // rules matched: [{"rule", "action", "enforced"}]
 };
 
 struct ToolPage {

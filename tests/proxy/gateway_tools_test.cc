@@ -57,7 +57,7 @@ std::string bodyOf(const std::string& raw) {
 
 class GatewayToolsTest : public ::testing::Test {
  protected:
-  void start(bool tool_calls) {
+  void start(bool tool_calls, const std::string& guardrails = "") {
     ASSERT_TRUE(mock_.start({}).isOk());
     dir_ = std::filesystem::temp_directory_path() /
            ("gwtools-" + std::to_string(::getpid()) + "-" +
@@ -72,7 +72,8 @@ class GatewayToolsTest : public ::testing::Test {
                        std::to_string(mock_.port()) + R"("}},
       "grants": [{"src": ["alice@example.com"], "models": ["*"], "role": "admin"}],
       "logging": {"tool_calls": )" +
-                       std::string(tool_calls ? "true" : "false") + R"(},
+                       std::string(tool_calls ? "true" : "false") + R"(},)" +
+                       (guardrails.empty() ? "" : "\"guardrails\": " + guardrails + ",") + R"(
     })";
     auto cfg = parseGatewayConfig(text, LoadOptions{});
     ASSERT_TRUE(cfg) << cfg.status().message();
@@ -224,6 +225,39 @@ TEST_F(GatewayToolsTest, OffMeansNoExtraction) {
   ASSERT_NE(raw.find("\"tool_use\""), std::string::npos) << raw;
   waitRequests(1);
   EXPECT_EQ(api("/api/tools")["tool_calls"].size(), 0u);
+}
+
+TEST_F(GatewayToolsTest, StreamedRmRfRootIsReplacedBeforeTheClientSeesIt) {
+  start(true);
+  std::string body = R"({"model":"claude-sonnet-4-5","max_tokens":100,"stream":true,)" + kTools +
+                     R"(,"messages":[{"role":"user","content":"bash: rm -rf /"}]})";
+  std::string raw = roundTrip(port_, request("POST", "/v1/messages", body, kHeaders));
+  std::string sse = bodyOf(raw);
+  ASSERT_NE(sse.find("message_stop"), std::string::npos) << raw;
+  EXPECT_EQ(sse.find("\"tool_use\""), std::string::npos) << sse;
+  EXPECT_EQ(sse.find("input_json_delta"), std::string::npos) << sse;
+  EXPECT_NE(sse.find("mock: running"), std::string::npos) << "text before the call arrives";
+  EXPECT_NE(sse.find("rule \\\"rm-rf-root\\\""), std::string::npos) << sse;
+  EXPECT_NE(sse.find("\"stop_reason\":\"end_turn\""), std::string::npos) << sse;
+  waitRequests(1);
+  nlohmann::json page = api("/api/tools");
+  ASSERT_EQ(page["tool_calls"].size(), 1u) << page;
+  EXPECT_EQ(page["tool_calls"][0]["command"], "rm -rf /");
+  EXPECT_EQ(page["tool_calls"][0]["guardrail"],
+            nlohmann::json::parse(R"([{"rule":"rm-rf-root","action":"block","enforced":true}])"));
+}
+
+TEST_F(GatewayToolsTest, GuardrailsCanBeTurnedOff) {
+  start(true, R"({"builtin": false})");
+  std::string body = R"({"model":"claude-sonnet-4-5","max_tokens":100,"stream":true,)" + kTools +
+                     R"(,"messages":[{"role":"user","content":"bash: rm -rf /"}]})";
+  std::string sse = bodyOf(roundTrip(port_, request("POST", "/v1/messages", body, kHeaders)));
+  http::RequestHead head;
+  head.method = "POST";
+  head.target = "/v1/messages";
+  EXPECT_EQ(sse, bodyOf(mock::respond(head, body, 1, false)));
+  waitRequests(1);
+  EXPECT_EQ(api("/api/tools")["tool_calls"][0]["guardrail"], nlohmann::json::array());
 }
 
 }  // namespace

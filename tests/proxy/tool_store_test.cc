@@ -216,10 +216,31 @@ TEST(ToolStoreTest, MigratesAVersionOneFile) {
   EXPECT_EQ(LogReader::open(s.db()).status().code(), EINVAL);
   auto store = openStore(s.db());
   ASSERT_TRUE(store);
-  EXPECT_EQ(store->schemaVersion(), 2);
+  EXPECT_EQ(store->schemaVersion(), LogStore::latestSchemaVersion());
   insertAll(*store, {request("r1", kT0, "n1", "a", {shellCall("t", "make -j2")})});
   auto reader = openReader(s.db());
   EXPECT_EQ(callIds(reader->listTools({.filter = {.command = "make"}})), Ids{"t"});
+}
+
+TEST(ToolStoreTest, MigratesAVersionTwoFile) {
+  Scratch s;
+  openStore(s.db()).reset();
+  sqlite3* db = nullptr;
+  sqlite3_open(s.db().c_str(), &db);
+  ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE tool_calls DROP COLUMN guardrail; PRAGMA user_version=2",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto store = openStore(s.db());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->schemaVersion(), 3);
+  ToolCallRecord c = shellCall("t", "rm -rf /");
+  c.guardrail = R"([{"rule":"rm-rf-root","action":"block","enforced":true}])";
+  insertAll(*store, {request("r1", kT0, "n1", "a", {c})});
+  auto page = openReader(s.db())->listTools({});
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->calls.size(), 1u);
+  EXPECT_EQ(toJson(page->calls[0])["guardrail"][0]["rule"], "rm-rf-root");
 }
 
 TEST(ToolStoreTest, RecordsFromATapAndARequest) {
