@@ -47,14 +47,11 @@ void addToolRecords(const std::vector<tools::ToolCall>& calls, ApiKind kind,
     if (r.call_id.empty()) r.call_id = rec.id + "#" + std::to_string(i);
     rec.tool_calls.push_back(std::move(r));
   }
-  // Most first turns carry no results: skip the parse when no result marker is present.
-  bool maybe = request_body.find("tool_result") != std::string_view::npos ||
-               request_body.find("tool_call_id") != std::string_view::npos ||
-               request_body.find("_output") != std::string_view::npos;
-  if (!maybe) return;
-  for (const tools::ToolResult& t : tools::extractToolResults(kind, request_body)) {
-    rec.tool_results.push_back({t.call_id, std::string(tools::toString(t.status)), t.size});
-  }
+  // The results are read on the writer thread (LogStore::insert); a body without a result
+  // marker has none, so it is not even copied.
+  if (!tools::mayHoldToolResults(request_body)) return;
+  rec.tool_result_source = std::make_shared<const ToolResultSource>(
+      ToolResultSource{std::string(tools::apiKindName(kind)), std::string(request_body)});
 }
 
 }  // namespace gatehouse::proxy

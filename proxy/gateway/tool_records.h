@@ -16,7 +16,8 @@ namespace gatehouse::proxy {
 
 // Fills rec.tool_calls from `calls` (ids invented as "<request id>#<n>" where the provider gave
 // none), each with the guardrail rules it matches (`rules` may be null; `blocked` are the calls a
-// stream guard replaced, marked enforced), and rec.tool_results from `request_body`.
+// stream guard replaced, marked enforced), and rec.tool_result_source from `request_body`
+// (copied only when it may hold results; the log writer's thread reads them).
 void addToolRecords(const std::vector<tools::ToolCall>& calls, ApiKind kind,
                     std::string_view request_body, RequestRecord& rec,
                     const tools::Guardrails* rules = nullptr,

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "proxy/logstore/log_db.h"
+#include "proxy/tools/tool_results.h"
 
 namespace gatehouse::proxy {
 namespace {
@@ -156,6 +157,7 @@ std::string headersJson(const std::vector<RecordHeader>& headers) {
 struct EncodedRecord {
   std::string groups, tags, request_headers, response_headers;
   std::optional<std::string> request_body, response_body;
+  std::vector<ToolResultRecord> tool_results;  // the record's and those read from its source
 };
 
 Result<EncodedRecord> encode(const RequestRecord& r, int zstd_level) {
@@ -173,6 +175,15 @@ Result<EncodedRecord> encode(const RequestRecord& r, int zstd_level) {
     auto z = compressBody(*r.response_body, zstd_level);
     if (!z) return z.status();
     e.response_body = std::move(*z);
+  }
+  e.tool_results = r.tool_results;
+  if (r.tool_result_source) {
+    auto kind = tools::parseApiKindName(r.tool_result_source->api_kind);
+    if (kind) {
+      for (const auto& t : tools::extractToolResults(*kind, r.tool_result_source->body)) {
+        e.tool_results.push_back({t.call_id, std::string(tools::toString(t.status)), t.size});
+      }
+    }
   }
   return e;
 }
@@ -214,7 +225,7 @@ Status insertTools(const RequestRecord& r, const EncodedRecord& e, SqlStmt& call
       if (Status s = command.run("insert tool command"); !s) return s;
     }
   }
-  for (const ToolResultRecord& t : r.tool_results) {
+  for (const ToolResultRecord& t : e.tool_results) {
     result.reset();
     result.bindText(1, t.status).bind(2, t.size).bindText(3, r.id);
     result.bindText(4, who.node_id).bindText(5, t.call_id);

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
@@ -71,6 +72,13 @@ struct ToolCallRecord {
   bool operator==(const ToolCallRecord&) const = default;
 };
 
+// A request body to read tool results from, on the writer thread (LogStore::insert): parsing a
+// long conversation costs milliseconds, which the gateway's loop should not spend.
+struct ToolResultSource {
+  std::string api_kind;  // as RequestRecord::api_kind
+  std::string body;
+};
+
 // A result the request carried for an earlier call: sets that call's result once.
 struct ToolResultRecord {
   std::string call_id;
@@ -106,6 +114,9 @@ struct RequestRecord {
   bool bodies_dropped = false;
   std::vector<ToolCallRecord> tool_calls;      // found in the response
   std::vector<ToolResultRecord> tool_results;  // found in the request's history
+  // Results still to be read from the request body (LogStore::insert adds them to tool_results'
+  // effect); the writer counts it with the bodies and sheds it with them when its queue is full.
+  std::shared_ptr<const ToolResultSource> tool_result_source;
 
   bool operator==(const RequestRecord&) const = default;
 };

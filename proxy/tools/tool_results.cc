@@ -88,7 +88,37 @@ class Collector {
 
 }  // namespace
 
+std::string_view apiKindName(ApiKind kind) {
+  switch (kind) {
+    case ApiKind::kAnthropicMessages:
+      return "anthropic.messages";
+    case ApiKind::kAnthropicCountTokens:
+      return "anthropic.count_tokens";
+    case ApiKind::kOpenAiChat:
+      return "openai.chat";
+    case ApiKind::kOpenAiResponses:
+      return "openai.responses";
+  }
+  return "";
+}
+
+std::optional<ApiKind> parseApiKindName(std::string_view name) {
+  for (ApiKind k : {ApiKind::kAnthropicMessages, ApiKind::kAnthropicCountTokens,
+                    ApiKind::kOpenAiChat, ApiKind::kOpenAiResponses}) {
+    if (apiKindName(k) == name) return k;
+  }
+  return std::nullopt;
+}
+
+bool mayHoldToolResults(std::string_view request_body) {
+  return request_body.find("tool_result") != std::string_view::npos ||
+         request_body.find("tool_call_id") != std::string_view::npos ||
+         request_body.find("_output") != std::string_view::npos;
+}
+
 std::vector<ToolResult> extractToolResults(ApiKind kind, std::string_view request_body) {
+  // Most first turns carry no results: skip the parse when no result marker is present.
+  if (!mayHoldToolResults(request_body)) return {};
   json j = json::parse(request_body, nullptr, false);
   Collector c;
   if (!j.is_object()) return {};

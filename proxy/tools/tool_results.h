@@ -18,6 +18,7 @@
 // A body that is not JSON, or not the API's shape, gives no results. Thread safety: pure.
 #pragma once
 
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -26,6 +27,13 @@
 
 namespace gatehouse::proxy::tools {
 
+// A body with no result marker ("tool_result", "tool_call_id", "_output") is not parsed.
 std::vector<ToolResult> extractToolResults(ApiKind kind, std::string_view request_body);
+// False when `request_body` certainly holds no tool result (no marker): a cheap scan.
+bool mayHoldToolResults(std::string_view request_body);
+
+// The API names request records use: "anthropic.messages", "openai.chat", "openai.responses".
+std::string_view apiKindName(ApiKind kind);
+std::optional<ApiKind> parseApiKindName(std::string_view name);
 
 }  // namespace gatehouse::proxy::tools

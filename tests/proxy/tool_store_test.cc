@@ -262,7 +262,10 @@ TEST(ToolStoreTest, RecordsFromATapAndARequest) {
                  R"({"messages":[{"role":"user","content":[{"type":"tool_result",
                      "tool_use_id":"toolu_1","content":"hello"}]}]})",
                  r2);
-  EXPECT_EQ(r2.tool_results, (std::vector<ToolResultRecord>{{"toolu_1", "ok", 5}}));
+  // Read later, on the writer thread: the record carries the body and its API.
+  ASSERT_TRUE(r2.tool_result_source);
+  EXPECT_EQ(r2.tool_result_source->api_kind, "anthropic.messages");
+  EXPECT_FALSE(r1.tool_result_source) << "no result marker: nothing to read, nothing copied";
   // A call without an id gets one from the request.
   tools::ToolCall anonymous;
   anonymous.name = "x";
