@@ -3,6 +3,7 @@
 // or yields more commands than its bound.
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string_view>
 
 #include "proxy/tools/shell_parse.h"

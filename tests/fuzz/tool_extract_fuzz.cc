@@ -4,7 +4,8 @@
 // past the bound.
 //
 // Input layout (seeds stay readable, as in usage_tap_fuzz.cc):
-//   byte 0   bits 0-1 API kind, bit 2 SSE (else JSON), bit 3 small bounds, bit 4 request body
+//   byte 0   bits 0-1 API kind, bit 2 SSE (else JSON), bit 3 small bounds, bit 4 request body,
+//            bit 5 raw SSE bytes through the Anthropic stream guard
 //   byte 1   JSON: chunk size for onBody (1-64); SSE: ignored
 //   rest     JSON: the body. SSE: one event per '\n'-terminated line, "name<TAB>data"
 //            (no TAB: unnamed event). Request body: the text given to extractToolResults.
@@ -14,6 +15,7 @@
 #include <set>
 #include <string_view>
 
+#include "proxy/tools/stream_guard.h"
 #include "proxy/tools/tool_results.h"
 #include "proxy/tools/tool_tap.h"
 #include "tests/fuzz/fuzz_events.h"
@@ -25,6 +27,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
   std::string_view rest(reinterpret_cast<const char*>(data) + 2, size - 2);
   auto kind = static_cast<ApiKind>(data[0] & 3);
+  if (data[0] & 32) {
+    // The stream guard on raw SSE bytes in chunks of 1-64: without a blocked call, a holding
+    // guard or passthrough, what leaves is exactly what came in.
+    AnthropicStreamGuard guard(Guardrails::builtin(), (data[0] & 8) ? 64 : size_t{4} << 20);
+    std::string out;
+    size_t chunk = 1 + data[1] % 64;
+    for (size_t at = 0; at < rest.size(); at += chunk) out += guard.feed(rest.substr(at, chunk));
+    out += guard.finish();
+    if (guard.blocked().empty() && out.size() > rest.size()) __builtin_trap();
+    return 0;
+  }
   if (data[0] & 16) {
     std::set<std::string> ids;
     for (const ToolResult& r : extractToolResults(kind, rest)) {

@@ -12,7 +12,8 @@
 # right identity (a user and a tagged node), tokens and cost; an identity without a grant gets a
 # provider-shaped 403 and a forged identity header changes nothing; a bad upstream certificate
 # gives 502 with a clear message; a client disconnect mid-stream closes the upstream within 1 s
-# and logs partial usage; the tool calls of the SDK turns are in /api/tools with their argv;
+# and logs partial usage; a streamed `rm -rf /` tool_use is replaced by an explanation the SDK
+# accepts; the tool calls of the SDK turns are in /api/tools with their argv;
 # `kill -9` of the gateway after N requests loses no record.
 # Usage: test_gateway_sdk.sh GATEHOUSE_BIN
 source "$(dirname "$0")/lib.sh"
@@ -193,6 +194,10 @@ sdk_ok "anthropic messages stream with a tool call" alice --provider anthropic \
   --scenario messages-stream --model claude-sonnet-4-5 \
   --prompt 'list files [[mock:tool_use Bash "ls -la /tmp"]]' \
   -- "d['tool_calls'][0]['input'] == {'command': 'ls -la /tmp'} and d['stop_reason'] == 'tool_use'"
+sdk_ok "a streamed rm -rf / tool_use is replaced: no tool_use, the explanation, end_turn" alice \
+  --provider anthropic --scenario messages-stream --model claude-sonnet-4-5 \
+  --prompt 'clean up [[mock:tool_use Bash "rm -rf /"]]' \
+  -- "d['tool_calls'] == [] and d['content_types'] == ['text'] and 'rm-rf-root' in d['text'] and 'rm -rf /' in d['text'] and d['stop_reason'] == 'end_turn'"
 sdk_ok "anthropic count_tokens" alice --provider anthropic --scenario count-tokens \
   --model claude-sonnet-4-5 -- "d['input_tokens'] > 0"
 # /v1/models lists the concrete model names of the providers' lists that the caller's grants
@@ -327,15 +332,17 @@ section "tool calls: the SDKs' tool_use and function_call land in /api/tools"
 nsx "$NS_CLI" curl -s "http://127.0.0.1:${FWD[alice]}/api/tools?limit=100" >"$WORKDIR/tools.json"
 got=$(jq_py "
 calls = d['tool_calls']
-bash = [c for c in calls if c['name'] == 'Bash' and c['source'] == 'tool_use']
+bash = [c for c in calls if c['name'] == 'Bash' and c['command'] == 'ls -la /tmp']
 shell = [c for c in calls if c['name'] == 'shell' and c['source'] == 'function_call']
+rm = [c for c in calls if c['name'] == 'Bash' and c['command'] == 'rm -rf /']
 print(len(bash) == 1 and bash[0]['type'] == 'shell' and bash[0]['args_state'] == 'complete'
-      and bash[0]['commands'] == [{'argv': ['ls', '-la', '/tmp']}]
+      and bash[0]['commands'] == [{'argv': ['ls', '-la', '/tmp']}] and bash[0]['guardrail'] == []
       and bash[0]['identity']['user_login'] == 'alice@example.com',
-      len(shell) == 1 and shell[0]['commands'] == [{'argv': ['git', 'status']}])
+      len(shell) == 1 and shell[0]['commands'] == [{'argv': ['git', 'status']}],
+      len(rm) == 1 and rm[0]['guardrail'] == [{'rule': 'rm-rf-root', 'action': 'block', 'enforced': True}])
 " <"$WORKDIR/tools.json")
-assert_eq "the streamed Bash tool_use and the Responses shell call, typed, with argv" \
-  "True True" "$got"
+assert_eq "the streamed Bash tool_use and the Responses shell call, typed, with argv; the blocked call" \
+  "True True True" "$got"
 got=$(nsx "$NS_CLI" curl -s "http://127.0.0.1:${FWD[alice]}/api/tools?command=ls%20-la" |
   jq_py "print(len(d['tool_calls']))")
 assert_eq "/api/tools?command=ls -la finds it" "1" "$got"
