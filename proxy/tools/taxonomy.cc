@@ -65,12 +65,10 @@ Result<std::shared_ptr<const Taxonomy>> Taxonomy::parse(std::string_view text) {
     return Status(EINVAL, "tool_names.json: want an \"agents\" object");
   }
   for (const auto& [agent_name, table] : agents->items()) {
-    const auto* agent = [&]() -> const Agent* {
-      for (const auto& a : kAgentNames) {
-        if (a.second == agent_name) return &a.first;
-      }
-      return nullptr;
-    }();
+    const Agent* agent = nullptr;
+    for (const auto& a : kAgentNames) {
+      if (a.second == agent_name) agent = &a.first;
+    }
     if (agent == nullptr) {
       return Status(EINVAL, "tool_names.json: unknown agent \"" + agent_name +
                                 "\" (want claude_code, codex or gemini_cli)");
