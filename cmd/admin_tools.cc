@@ -37,7 +37,7 @@ namespace gatehouse::cmd {
 namespace {
 
 struct ToolsFlags {
-  std::string gateway, db, type, name, user, tag, session, command;
+  std::string gateway, db, type, name, user, tag, session, command, guardrail;
   int64_t since = 0, until = 0;
   int limit = 50;
   bool stats = false, json_out = false;
@@ -69,6 +69,7 @@ std::string target(const ToolsFlags& f) {
   add("tag", f.tag);
   add("session", f.session);
   add("command", f.command);
+  add("guardrail", f.guardrail);
   if (f.since) add("since", std::to_string(f.since));
   if (f.until) add("until", std::to_string(f.until));
   if (!f.stats) add("limit", std::to_string(f.limit));
@@ -171,8 +172,13 @@ void printCalls(const nlohmann::json& page) {
     std::string what = c.value("command", "");
     if (what.empty()) what = c.value("target", "");
     if (what.empty()) what = c.value("arguments", "");
-    if (c.value("args_state", "complete") != "complete")
+    if (c.value("args_state", "complete") != "complete") {
       what += "  [" + c.value("args_state", "") + "]";
+    }
+    for (const auto& g : c.value("guardrail", nlohmann::json::array())) {
+      what += "  [" + g.value("action", "") + (g.value("enforced", false) ? "ed" : "") + ": " +
+              g.value("rule", "") + "]";
+    }
     std::printf("%-19s  %-24s  %-10s  %-14s  %-6s  %s\n",
                 utc(c.value("time_ms", int64_t{0})).c_str(),
                 cut(c["identity"].value("user_login", ""), 24).c_str(), c.value("type", "").c_str(),
@@ -243,6 +249,8 @@ void registerAdminTools(CLI::App* admin) {
   tools->add_option("--session", f->session, "only this session id");
   tools->add_option("--command", f->command,
                     "a command word prefix, e.g. \"git push\" (matches each parsed command)");
+  tools->add_option("--guardrail", f->guardrail,
+                    "only calls a guardrail matched: any, flag, block or enforced");
   tools->add_option("--since", f->since, "from this time (Unix ms)");
   tools->add_option("--until", f->until, "before this time (Unix ms)");
   tools->add_option("--limit", f->limit, "at most this many calls")->capture_default_str();

@@ -96,12 +96,17 @@ ToolFilter toolFilter(const LogFilter& f, const std::map<std::string, std::strin
   t.type = get("type");
   t.name = get("name");
   t.command = get("command");
+  t.guardrail = get("guardrail");
   return t;
 }
 
 AdminResponse toolsRequest(LogReader* reader, std::string_view path, const LogFilter& filter,
                            const std::map<std::string, std::string>& q) {
   ToolFilter tf = toolFilter(filter, q);
+  if (!tf.guardrail.empty() && tf.guardrail != "any" && tf.guardrail != "flag" &&
+      tf.guardrail != "block" && tf.guardrail != "enforced") {
+    return error(400, "guardrail: want any, flag, block or enforced");
+  }
   if (!tf.type.empty() && !tools::parseToolType(tf.type)) {
     return error(400,
                  "type: want shell, file_read, file_write, file_edit, search, web, mcp, subagent "

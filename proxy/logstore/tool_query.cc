@@ -71,6 +71,18 @@ void appendToolWhere(const ToolFilter& f, SqlQuery& q) {
     q.args.emplace_back(static_cast<int64_t>(f.command.size() + 1));
     q.args.emplace_back(f.command + " ");
   }
+  if (f.guardrail == "any") {
+    q.sql += " AND c.guardrail != '[]'";
+  } else if (f.guardrail == "enforced") {
+    q.sql +=
+        " AND EXISTS (SELECT 1 FROM json_each(c.guardrail) WHERE "
+        "json_extract(value, '$.enforced') = 1)";
+  } else if (!f.guardrail.empty()) {
+    q.sql +=
+        " AND EXISTS (SELECT 1 FROM json_each(c.guardrail) WHERE "
+        "json_extract(value, '$.action') = ?)";
+    q.args.emplace_back(f.guardrail);
+  }
   if (f.since_ms) {
     q.sql += " AND c.time_ms >= ?";
     q.args.emplace_back(*f.since_ms);

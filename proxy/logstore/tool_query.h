@@ -25,6 +25,9 @@ struct ToolFilter {
   // Word prefix of one of the call's parsed commands: "git" matches `git status` but not
   // `gitk`; "git rev-parse" matches `git rev-parse HEAD`.
   std::string command = {};
+  // Guardrail matches: "any" (some rule matched), "flag", "block" (a rule with that action
+  // matched), "enforced" (the gateway replaced the call); "" = no condition.
+  std::string guardrail = {};
   std::optional<int64_t> since_ms = {};  // time_ms >= since_ms
   std::optional<int64_t> until_ms = {};  // time_ms < until_ms
 };

@@ -245,6 +245,10 @@ TEST_F(GatewayToolsTest, StreamedRmRfRootIsReplacedBeforeTheClientSeesIt) {
   EXPECT_EQ(page["tool_calls"][0]["command"], "rm -rf /");
   EXPECT_EQ(page["tool_calls"][0]["guardrail"],
             nlohmann::json::parse(R"([{"rule":"rm-rf-root","action":"block","enforced":true}])"));
+  EXPECT_EQ(api("/api/tools?guardrail=enforced")["tool_calls"].size(), 1u);
+  EXPECT_EQ(api("/api/tools?guardrail=block")["tool_calls"].size(), 1u);
+  EXPECT_EQ(api("/api/tools?guardrail=flag")["tool_calls"].size(), 0u);
+  EXPECT_EQ(api("/api/tools?guardrail=maybe")["error"]["status"], 400);
 }
 
 TEST_F(GatewayToolsTest, GuardrailsCanBeTurnedOff) {

@@ -241,6 +241,13 @@ TEST(ToolStoreTest, MigratesAVersionTwoFile) {
   ASSERT_TRUE(page);
   ASSERT_EQ(page->calls.size(), 1u);
   EXPECT_EQ(toJson(page->calls[0])["guardrail"][0]["rule"], "rm-rf-root");
+  insertAll(*store, {request("r2", kT0 + 1, "n1", "a", {shellCall("u", "ls")})});
+  auto reader = openReader(s.db());
+  EXPECT_EQ(callIds(reader->listTools({})), (Ids{"u", "t"}));
+  EXPECT_EQ(callIds(reader->listTools({.filter = {.guardrail = "any"}})), Ids{"t"});
+  EXPECT_EQ(callIds(reader->listTools({.filter = {.guardrail = "block"}})), Ids{"t"});
+  EXPECT_EQ(callIds(reader->listTools({.filter = {.guardrail = "enforced"}})), Ids{"t"});
+  EXPECT_EQ(callIds(reader->listTools({.filter = {.guardrail = "flag"}})), Ids{});
 }
 
 TEST(ToolStoreTest, RecordsFromATapAndARequest) {
