@@ -59,7 +59,6 @@ void registerAdmin(CLI::App& app) {
   check->callback([file] { setExitCode(policyCheck(*file)); });
   registerAdminServerCommands(admin, policy);
   registerGatewayAdminCommands(admin);
-  registerAdminTools(admin);
 }
 
 }  // namespace gatehouse::cmd

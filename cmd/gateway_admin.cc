@@ -238,21 +238,6 @@ std::optional<int64_t> parseTime(const std::string& s, int64_t now_ms) {
   return static_cast<int64_t>(timegm(&tm)) * 1000;
 }
 
-std::string urlEncode(const std::string& s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == ':' || c == '@') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
 // Fixed-width times for log lines: "2026-11-25 10:00:01" UTC.
 std::string timeMs(const json& v) {
   if (!v.is_number()) return "-";
@@ -385,6 +370,21 @@ int sessionsCommand(const GatewayAdminSource& src, const GatewayFilterFlags& f, 
 
 }  // namespace
 
+std::string urlEncode(const std::string& s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == ':' || c == '@') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
 void addGatewaySourceOptions(CLI::App* app, GatewayAdminSource* src) {
   const char* env = std::getenv("GATEHOUSE_GATEWAY_URL");
   src->url = env != nullptr && *env != '\0' ? env : "http://127.0.0.1:8080";
@@ -489,6 +489,8 @@ void registerGatewayAdminCommands(CLI::App* admin) {
   addGatewayFilterOptions(sessions, filt.get());
   sessions->add_option("--limit", *limit, "at most this many")->capture_default_str();
   sessions->callback([=] { setExitCode(sessionsCommand(*src, *filt, *limit)); });
+
+  registerAdminTools(admin);  // cmd/admin_tools.cc
 }
 
 }  // namespace gatehouse::cmd
