@@ -18,6 +18,9 @@ void registerDev(CLI::App& app);
 void registerNodeCli(CLI::App& app);
 // `admin users|keys|nodes|status` and `admin policy set|get|reload` (cmd/admin_server.cc).
 void registerAdminServerCommands(CLI::App* admin, CLI::App* policy);
+// `admin tools`: the gateway's tool-call records (cmd/admin_tools.cc; registered by
+// registerGatewayAdminCommands with the other gateway admin commands).
+void registerAdminTools(CLI::App* admin);
 
 void setExitCode(int code);
 int exitCode();

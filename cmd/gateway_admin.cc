@@ -238,21 +238,6 @@ std::optional<int64_t> parseTime(const std::string& s, int64_t now_ms) {
   return static_cast<int64_t>(timegm(&tm)) * 1000;
 }
 
-std::string urlEncode(const std::string& s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == ':' || c == '@') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
 // Fixed-width times for log lines: "2026-11-25 10:00:01" UTC.
 std::string timeMs(const json& v) {
   if (!v.is_number()) return "-";
@@ -454,6 +439,21 @@ void registerQuotaCommands(CLI::App* admin) {
 
 }  // namespace
 
+std::string urlEncode(const std::string& s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == ':' || c == '@') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
 void addGatewaySourceOptions(CLI::App* app, GatewayAdminSource* src) {
   const char* env = std::getenv("GATEHOUSE_GATEWAY_URL");
   src->url = env != nullptr && *env != '\0' ? env : "http://127.0.0.1:8080";
@@ -560,6 +560,7 @@ void registerGatewayAdminCommands(CLI::App* admin) {
   sessions->callback([=] { setExitCode(sessionsCommand(*src, *filt, *limit)); });
 
   registerQuotaCommands(admin);
+  registerAdminTools(admin);  // cmd/admin_tools.cc
 }
 
 }  // namespace gatehouse::cmd

@@ -49,6 +49,9 @@ void addGatewayFilterOptions(CLI::App* app, GatewayFilterFlags* f);
 // "user=…&since=…" (empty when no filter); an unparseable time sets *error.
 std::string filterQuery(const GatewayFilterFlags& f, std::string* error);
 
+// Percent-encoding for a query value (letters, digits and -_.~:@ stay).
+std::string urlEncode(const std::string& s);
+
 // Dollars from nano-dollars: "$0.012345".
 std::string dollars(int64_t nanos);
 

@@ -20,6 +20,7 @@
 #include "proxy/config/credentials.h"
 #include "proxy/config/grants.h"
 #include "proxy/config/quota_config.h"
+#include "proxy/tools/guardrail.h"
 
 namespace gatehouse::proxy {
 namespace {
@@ -30,13 +31,13 @@ using nlohmann::json;
 
 const std::vector<std::string> kTopKeys = {
     "version",   "hostname", "listen",  "loopback_listen", "loopback_identity",
-    "providers", "grants",   "logging", "prices",          "quotas"};
+    "providers", "grants",   "logging", "prices",          "quotas", "guardrails"};
 const std::vector<std::string> kProviderKeys = {"kind",   "base_url", "local",   "key",
                                                 "models", "headers",  "ca_file", "timeouts"};
 const std::vector<std::string> kKinds = {"anthropic", "openai", "openai_compatible"};
 const std::vector<std::string> kTimeoutKeys = {"connect_ms", "read_ms"};
-const std::vector<std::string> kLoggingKeys = {"database", "retention_days", "bodies",
-                                               "queue_size"};
+const std::vector<std::string> kLoggingKeys = {"database", "retention_days", "bodies", "queue_size",
+                                               "tool_calls"};
 const std::vector<std::string> kIdentityKeys = {"user", "groups", "tags"};
 
 std::string q(std::string_view s) { return "\"" + std::string(s) + "\""; }
@@ -194,6 +195,7 @@ class Loader {
       checkFile("/prices", "prices", cfg_.prices);
     }
     parseQuotas(root);
+    parseGuardrails(root);
     return finish();
   }
 
@@ -576,6 +578,24 @@ class Loader {
     }
   }
 
+  // Absent: the built-in rule set. Present: a rule set in proxy/tools/guardrail.h's format.
+  void parseGuardrails(const json& root) {
+    cfg_.guardrails = tools::Guardrails::builtin();
+    if (!root.contains("guardrails")) return;
+    const json& v = root["guardrails"];
+    if (!v.is_object()) {
+      error("/guardrails",
+            "\"guardrails\" must be an object, e.g. {\"builtin\": true, \"rules\": []}");
+      return;
+    }
+    auto g = tools::Guardrails::parse(v.dump());
+    if (!g) {
+      error("/guardrails", g.status().message());
+      return;
+    }
+    cfg_.guardrails = g.value();
+  }
+
   void parseLogging(const json& root) {
     LoggingConfig& l = cfg_.logging;
     l.database = resolvePath("gateway-logs.db");
@@ -604,6 +624,7 @@ class Loader {
       number(v, ptr, "retention_days", 1, 3650, ctx, &l.retention_days);
     if (v.contains("bodies")) boolean(v, ptr, "bodies", ctx, &l.bodies);
     if (v.contains("queue_size")) number(v, ptr, "queue_size", 1, 1'000'000, ctx, &l.queue_size);
+    if (v.contains("tool_calls")) boolean(v, ptr, "tool_calls", ctx, &l.tool_calls);
   }
 
   void parseQuotas(const json& root) {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,10 @@
 #include "proxy/upstream/target.h"
 #include "wg/node.h"
 #include "wg/status.h"
+
+namespace gatehouse::proxy::tools {
+class Guardrails;
+}  // namespace gatehouse::proxy::tools
 
 namespace gatehouse::proxy {
 
@@ -88,6 +93,7 @@ struct LoggingConfig {
   uint32_t retention_days = 30;
   bool bodies = true;            // store request and response bodies (zstd), not just metadata
   uint32_t queue_size = 10'000;  // records waiting for the writer before new ones are dropped
+  bool tool_calls = true;        // extract tool calls from responses and results from requests
 };
 
 struct GatewayConfig {
@@ -103,6 +109,9 @@ struct GatewayConfig {
   LoggingConfig logging;
   std::string prices;  // absolute path of a price override file, "" = built-in table
   QuotaConfig quotas;  // "quotas": buckets, rules, store (off when it has no rules)
+  // Guardrail rules (proxy/tools/guardrail.h): the built-in set unless "guardrails" says
+  // otherwise. Enforced in streamed Anthropic responses; matches are recorded on tool calls.
+  std::shared_ptr<const tools::Guardrails> guardrails;
 
   const ProviderConfig* provider(std::string_view id) const;
   // `text` with every provider key replaced by "[redacted]": a last guard for text the gateway

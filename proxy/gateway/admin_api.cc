@@ -4,6 +4,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "proxy/tools/taxonomy.h"
+
 namespace gatehouse::proxy {
 namespace {
 
@@ -79,6 +81,57 @@ std::string parseFilter(const std::map<std::string, std::string>& q, LogFilter* 
   return "";
 }
 
+// Tool-call filters: the shared ones plus type, name and command (a word prefix).
+ToolFilter toolFilter(const LogFilter& f, const std::map<std::string, std::string>& q) {
+  ToolFilter t;
+  t.user = f.user;
+  t.tag = f.tag;
+  t.session = f.session;
+  t.since_ms = f.since_ms;
+  t.until_ms = f.until_ms;
+  auto get = [&q](const char* k) {
+    auto it = q.find(k);
+    return it == q.end() ? std::string() : it->second;
+  };
+  t.type = get("type");
+  t.name = get("name");
+  t.command = get("command");
+  t.guardrail = get("guardrail");
+  return t;
+}
+
+AdminResponse toolsRequest(LogReader* reader, std::string_view path, const LogFilter& filter,
+                           const std::map<std::string, std::string>& q) {
+  ToolFilter tf = toolFilter(filter, q);
+  if (!tf.guardrail.empty() && tf.guardrail != "any" && tf.guardrail != "flag" &&
+      tf.guardrail != "block" && tf.guardrail != "enforced") {
+    return error(400, "guardrail: want any, flag, block or enforced");
+  }
+  if (!tf.type.empty() && !tools::parseToolType(tf.type)) {
+    return error(400,
+                 "type: want shell, file_read, file_write, file_edit, search, web, mcp, subagent "
+                 "or other");
+  }
+  if (path == "/api/tools/stats") {
+    auto rows = reader->toolStats(tf);
+    if (!rows) return error(500, rows.status().message());
+    return {200, json{{"rows", toJson(rows.value())}}.dump()};
+  }
+  ListToolsQuery query;
+  query.filter = std::move(tf);
+  int64_t n = 0;
+  if (auto it = q.find("limit"); it != q.end() && toInt(it->second, &n)) {
+    query.limit = static_cast<size_t>(n);
+  }
+  if (auto it = q.find("offset"); it != q.end() && toInt(it->second, &n)) {
+    query.offset = static_cast<size_t>(n);
+  }
+  if (auto it = q.find("cursor"); it != q.end()) query.cursor = it->second;
+  auto page = reader->listTools(query);
+  if (!page) return error(400, page.status().message());
+  return {200, toJson(page.value()).dump()};
+}
+
 }  // namespace
 
 AdminResponse handleAdminRequest(LogReader* reader, std::string_view method,
@@ -131,8 +184,11 @@ AdminResponse handleAdminRequest(LogReader* reader, std::string_view method,
     if (!rows) return error(500, rows.status().message());
     return {200, json{{"sessions", toJson(rows.value())}}.dump()};
   }
+  if (path == "/api/tools" || path == "/api/tools/stats") {
+    return toolsRequest(reader, path, filter, q);
+  }
   return error(404, "unknown admin endpoint " + std::string(path) +
-                        " (try /api/requests, /api/usage, /api/sessions)");
+                        " (try /api/requests, /api/usage, /api/sessions, /api/tools)");
 }
 
 }  // namespace gatehouse::proxy

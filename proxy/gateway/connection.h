@@ -29,6 +29,8 @@
 #include "proxy/http/http1.h"
 #include "proxy/http/sse.h"
 #include "proxy/logstore/record.h"
+#include "proxy/tools/stream_guard.h"
+#include "proxy/tools/tool_tap.h"
 #include "proxy/upstream/connection.h"
 #include "proxy/usage/usage.h"
 
@@ -144,6 +146,7 @@ class Exchange final : public UpstreamConnection::Callbacks {
   void onEnd();
   void finish(bool reusable, bool close_client);
   void record(const std::string& error);
+  void endChunked();  // flushes the guard, then the last chunk
   ApiKind apiKind() const;
 
   Gateway::Connection& client_;
@@ -172,6 +175,8 @@ class Exchange final : public UpstreamConnection::Callbacks {
   bool sse_ = false;
   std::unique_ptr<http::SseParser> sse_parser_;
   std::unique_ptr<UsageTap> tap_;
+  std::unique_ptr<tools::ToolTap> tool_tap_;            // null when logging.tool_calls is off
+  std::unique_ptr<tools::AnthropicStreamGuard> guard_;  // streamed Anthropic with guardrails
   std::string logged_response_;
   bool response_truncated_ = false;
   bool done_ = false;

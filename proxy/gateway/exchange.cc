@@ -4,6 +4,7 @@
 #include "proxy/config/credentials.h"
 #include "proxy/gateway/connection.h"
 #include "proxy/gateway/records.h"
+#include "proxy/gateway/tool_records.h"
 
 namespace gatehouse::proxy {
 namespace {
@@ -152,7 +153,7 @@ void Exchange::handleUpstreamBytes(std::string_view bytes) {
     if (!head_sent_) {
       upstreamFailed(GatewayError::badGateway(what), what);
     } else {
-      if (chunked_) client_.write(std::string(http::lastChunk()));
+      endChunked();
       record(what);
       finish(false, true);
     }
@@ -191,7 +192,7 @@ void Exchange::onUpstreamClose(const Status& status) {
   // Mid-stream: end the client's response cleanly (last chunk) and close the connection, so the
   // client sees a complete HTTP message and its SDK reports the missing end event.
   upstream_.reset();
-  if (chunked_) client_.write(std::string(http::lastChunk()));
+  endChunked();
   record("upstream failed mid-stream: " + what);
   finish(false, true);
 }
@@ -228,17 +229,36 @@ void Exchange::onResponseHead(http::ResponseHead head) {
   auto ct = head.headers.get("content-type");
   sse_ = ct && ct->find("text/event-stream") != std::string_view::npos;
   tap_ = std::make_unique<UsageTap>(apiKind(), sse_ ? BodyMode::kSse : BodyMode::kJson);
+  if (shared_.config->logging.tool_calls) {
+    tool_tap_ =
+        std::make_unique<tools::ToolTap>(apiKind(), sse_ ? BodyMode::kSse : BodyMode::kJson);
+  }
   if (sse_) sse_parser_ = std::make_unique<http::SseParser>();
+  // Guardrails act on streamed Anthropic answers; the guard may change lengths: chunked only.
+  const auto& rules = shared_.config->guardrails;
+  if (sse_ && chunked_ && status_ == 200 && route_.kind == RouteKind::kAnthropicMessages && rules &&
+      !rules->rules().empty()) {
+    guard_ = std::make_unique<tools::AnthropicStreamGuard>(rules);
+  }
 }
 
 void Exchange::onBody(std::string_view data) {
   if (data.empty()) return;
-  client_.write(chunked_ ? http::chunk(data) : std::string(data));
+  if (guard_) {
+    std::string out = guard_->feed(data);
+    if (!out.empty()) client_.write(http::chunk(out));
+  } else {
+    client_.write(chunked_ ? http::chunk(data) : std::string(data));
+  }
   if (sse_) {
     auto r = sse_parser_->feed(std::span<const char>(data.data(), data.size()));
-    for (const http::SseEvent& e : r.events) tap_->onSseEvent(e.event, e.data);
+    for (const http::SseEvent& e : r.events) {
+      tap_->onSseEvent(e.event, e.data);
+      if (tool_tap_) tool_tap_->onSseEvent(e.event, e.data);
+    }
   } else {
     tap_->onBody(data);
+    if (tool_tap_) tool_tap_->onBody(data);
   }
   const GatewayConfig& cfg = *shared_.config;
   if (cfg.logging.bodies) {
@@ -260,8 +280,17 @@ void Exchange::clientDrained() {
   }
 }
 
+void Exchange::endChunked() {
+  if (!chunked_) return;
+  if (guard_) {
+    std::string rest = guard_->finish();
+    if (!rest.empty()) client_.write(http::chunk(rest));
+  }
+  client_.write(std::string(http::lastChunk()));
+}
+
 void Exchange::onEnd() {
-  if (chunked_) client_.write(std::string(http::lastChunk()));
+  endChunked();
   bool reusable = upstream_ && parser_.idle();
   record("");
   finish(reusable, !head_.keepAlive);
@@ -332,6 +361,12 @@ void Exchange::record(const std::string& error) {
   if (tap_ && shared_.prices) {
     Cost c = costOfResponse(*shared_.prices, providerOf(apiKind()), model_.model, tr);
     if (c.known) rec.cost_nanodollars = c.nanos;
+  }
+  if (shared_.config->logging.tool_calls) {
+    static const std::vector<tools::ToolCall> kNone;
+    addToolRecords(tool_tap_ ? tool_tap_->finish() : kNone, apiKind(), body_, rec,
+                   shared_.config->guardrails.get(),
+                   guard_ ? guard_->blocked() : std::vector<tools::BlockedCall>{});
   }
   rec.response_headers = toRecordHeaders(std::move(response_headers_));
   if (shared_.config->logging.bodies) {

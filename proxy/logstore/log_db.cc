@@ -4,8 +4,11 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 namespace gatehouse::proxy::logstore {
 namespace {
@@ -246,6 +249,49 @@ std::string base64Encode(std::string_view bytes) {
     out += kAlphabet[(v >> 12) & 63];
     out += rest == 2 ? kAlphabet[(v >> 6) & 63] : '=';
     out += '=';
+  }
+  return out;
+}
+
+void SqlQuery::bindTo(SqlStmt& s) const {
+  for (size_t i = 0; i < args.size(); ++i) {
+    int index = static_cast<int>(i) + 1;
+    if (const auto* v = std::get_if<int64_t>(&args[i])) {
+      s.bind(index, *v);
+    } else {
+      s.bindText(index, std::get<std::string>(args[i]));
+    }
+  }
+}
+
+void appendPage(size_t limit, size_t offset, SqlQuery& q) {
+  q.sql += " LIMIT ? OFFSET ?";
+  q.args.emplace_back(static_cast<int64_t>(limit));
+  q.args.emplace_back(static_cast<int64_t>(offset));
+}
+
+size_t clampLimit(size_t limit) { return std::clamp<size_t>(limit, 1, 1000); }
+
+std::string makeCursor(int64_t time_ms, int64_t id) {
+  return std::to_string(time_ms) + "." + std::to_string(id);
+}
+
+bool parseCursor(std::string_view cursor, int64_t* time_ms, int64_t* id) {
+  size_t dot = cursor.find('.');
+  if (dot == std::string_view::npos) return false;
+  auto parse = [](std::string_view s, int64_t* out) {
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+    return ec == std::errc() && end == s.data() + s.size() && !s.empty();
+  };
+  return parse(cursor.substr(0, dot), time_ms) && parse(cursor.substr(dot + 1), id);
+}
+
+std::vector<std::string> stringsFromJson(const std::string& text) {
+  std::vector<std::string> out;
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_array()) return out;
+  for (const auto& v : j) {
+    if (v.is_string()) out.push_back(v.get<std::string>());
   }
   return out;
 }

@@ -13,6 +13,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
+#include <vector>
 
 #include "wg/status.h"
 
@@ -47,12 +49,43 @@ class SqlStmt {
   std::optional<int64_t> optI64(int c) const;
   std::string text(int c) const;
   std::optional<std::string> optBlob(int c) const;
+  sqlite3* db() const { return db_; }
 
  private:
   sqlite3* db_;
   sqlite3_stmt* stmt_ = nullptr;
   Status status_;
 };
+
+// SQL text with its `?` parameters, bound in the order they appear (the queries build WHERE
+// clauses from optional filters).
+struct SqlQuery {
+  std::string sql;
+  std::vector<std::variant<int64_t, std::string>> args;
+
+  void bindTo(SqlStmt& s) const;
+};
+
+// Appends " LIMIT ? OFFSET ?".
+void appendPage(size_t limit, size_t offset, SqlQuery& q);
+// Page sizes are 1..1000.
+size_t clampLimit(size_t limit);
+
+// A page cursor is "<time_ms>.<row id>" of the last row of a page: opaque to clients, stable
+// while rows are inserted (new rows sort before it) or expired (old rows sort after it).
+std::string makeCursor(int64_t time_ms, int64_t id);
+bool parseCursor(std::string_view cursor, int64_t* time_ms, int64_t* id);
+
+// Runs `q`, calling `row` for each result row; the step error, if any, as a Status.
+template <typename F>
+Status forEachRow(sqlite3* db, const SqlQuery& q, F&& row) {
+  SqlStmt s(db, q.sql);
+  if (!s.status()) return s.status();
+  q.bindTo(s);
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) row(s);
+  return rc == SQLITE_DONE ? Status::ok() : s.stepStatus(rc, "query");
+}
 
 // A Status for SQLite result code `rc` on `db`: "what: sqlite message". Codes map to errno
 // values: EBUSY (busy or locked: another connection holds the write lock), ENOSPC (disk full),
@@ -86,5 +119,7 @@ bool isValidUtf8(std::string_view bytes);
 // `bytes` with every byte that starts no well-formed UTF-8 sequence replaced by U+FFFD.
 std::string toValidUtf8(std::string_view bytes);
 std::string base64Encode(std::string_view bytes);  // RFC 4648, padded
+// The strings of a JSON array (list columns: groups, tags); non-strings and bad JSON are skipped.
+std::vector<std::string> stringsFromJson(const std::string& text);
 
 }  // namespace gatehouse::proxy::logstore

@@ -15,31 +15,19 @@
 namespace gatehouse::proxy {
 namespace {
 
+using logstore::appendPage;
+using logstore::clampLimit;
 using logstore::decompressBody;
+using logstore::forEachRow;
+using logstore::makeCursor;
+using logstore::parseCursor;
 using logstore::sqlExec;
 using logstore::sqlOpen;
+using logstore::SqlQuery;
 using logstore::sqlQueryText;
 using logstore::SqlStmt;
+using logstore::stringsFromJson;
 using logstore::toValidUtf8;
-
-constexpr size_t kMaxLimit = 1000;
-
-// SQL text with its `?` parameters, bound in the order they appear.
-struct SqlQuery {
-  std::string sql;
-  std::vector<std::variant<int64_t, std::string>> args;
-
-  void bindTo(SqlStmt& s) const {
-    for (size_t i = 0; i < args.size(); ++i) {
-      int index = static_cast<int>(i) + 1;
-      if (const auto* v = std::get_if<int64_t>(&args[i])) {
-        s.bind(index, *v);
-      } else {
-        s.bindText(index, std::get<std::string>(args[i]));
-      }
-    }
-  }
-};
 
 // How a query reaches a request's start time and tags. With a tag filter the query is driven by
 // request_tags (alias t), whose (tag, start_ms) index yields that tag's requests newest first and
@@ -86,30 +74,6 @@ void appendWhere(const LogFilter& f, const Shape& shape, SqlQuery& q) {
   }
 }
 
-void appendPage(size_t limit, size_t offset, SqlQuery& q) {
-  q.sql += " LIMIT ? OFFSET ?";
-  q.args.emplace_back(static_cast<int64_t>(limit));
-  q.args.emplace_back(static_cast<int64_t>(offset));
-}
-
-size_t clampLimit(size_t limit) { return std::clamp<size_t>(limit, 1, kMaxLimit); }
-
-// The cursor is "<start_ms>.<seq>" of the last row of a page: opaque to clients, stable while
-// rows are inserted (new rows sort before it) or expired (old rows sort after it).
-std::string makeCursor(int64_t start_ms, int64_t seq) {
-  return std::to_string(start_ms) + "." + std::to_string(seq);
-}
-
-bool parseCursor(std::string_view cursor, int64_t* start_ms, int64_t* seq) {
-  size_t dot = cursor.find('.');
-  if (dot == std::string_view::npos) return false;
-  auto parse = [](std::string_view s, int64_t* out) {
-    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-    return ec == std::errc() && end == s.data() + s.size() && !s.empty();
-  };
-  return parse(cursor.substr(0, dot), start_ms) && parse(cursor.substr(dot + 1), seq);
-}
-
 constexpr const char* kRecordColumns =
     "r.seq, r.id, r.start_ms, r.node_id, r.node_name, r.user_login, r.user_display_name, "
     "r.groups, r.tags, r.session_id, r.user_agent, r.provider, r.api_kind, r.model, r.method, "
@@ -117,16 +81,6 @@ constexpr const char* kRecordColumns =
     "r.output_tokens, r.cache_read_tokens, r.cache_write_5m_tokens, r.cache_write_1h_tokens, "
     "r.reasoning_tokens, r.cost_nanodollars, r.bodies_dropped";
 constexpr int kHeaderColumn = 30;  // request_headers, response_headers follow kRecordColumns
-
-std::vector<std::string> stringsFromJson(const std::string& text) {
-  std::vector<std::string> out;
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (!j.is_array()) return out;
-  for (const auto& v : j) {
-    if (v.is_string()) out.push_back(v.get<std::string>());
-  }
-  return out;
-}
 
 std::vector<RecordHeader> headersFromJson(const std::string& text) {
   std::vector<RecordHeader> out;
@@ -205,17 +159,6 @@ const GroupBy& groupBy(UsageGroupBy g) {
     if (entry.group_by == g) return entry;
   }
   return kGroupBys[0];
-}
-
-// Runs `q`, calling `row` for each result row; the step error, if any, as a Status.
-template <typename F>
-Status forEachRow(sqlite3* db, const SqlQuery& q, F&& row) {
-  SqlStmt s(db, q.sql);
-  if (!s.status()) return s.status();
-  q.bindTo(s);
-  int rc;
-  while ((rc = s.step()) == SQLITE_ROW) row(s);
-  return rc == SQLITE_DONE ? Status::ok() : s.stepStatus(rc, "query");
 }
 
 // A read transaction so that a record and its bodies come from one snapshot.

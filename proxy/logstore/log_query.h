@@ -1,7 +1,8 @@
 // LogReader: the read side of the request log, for the admin API and dashboards. It answers four
-// questions over the database a LogStore writes: which requests (a filtered, paged list, newest
-// first), what exactly happened in one request (headers and bodies), how much was used (token and
-// cost sums grouped by user, tag, model, day or user agent), and which sessions ran.
+// questions (and, in tool_query.h, two about tool calls) over the database a LogStore writes: which
+// requests (a filtered, paged list, newest first), what exactly happened in one request (headers
+// and bodies), how much was used (token and cost sums grouped by user, tag, model, day or user
+// agent), and which sessions ran.
 //
 // Thread safety: every method may be called from any thread. A LogReader has its own read-only
 // connection, separate from the writer's, so queries never wait for inserts (WAL); concurrent
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "proxy/logstore/record.h"
+#include "proxy/logstore/tool_query.h"
 #include "wg/status.h"
 
 struct sqlite3;
@@ -122,6 +124,9 @@ class LogReader {
   Result<RequestRecord> getRequest(std::string_view id, bool with_bodies);
   Result<std::vector<UsageRow>> usage(const UsageQuery& query);
   Result<std::vector<SessionRow>> sessions(const SessionsQuery& query);
+  // Tool calls (tool_query.h; implemented in tool_query.cc). EINVAL for a foreign cursor.
+  Result<ToolPage> listTools(const ListToolsQuery& query);
+  Result<std::vector<ToolStatsRow>> toolStats(const ToolFilter& filter);
 
  private:
   explicit LogReader(sqlite3* db) : db_(db) {}

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "proxy/logstore/log_db.h"
+#include "proxy/tools/tool_results.h"
 
 namespace gatehouse::proxy {
 namespace {
@@ -73,7 +74,60 @@ const char* const kMigrations[] = {
       response BLOB,
       response_size INTEGER);
     )sql",
+    // 2: tool calls, one row per (node, call id), with their parsed commands one row each (for
+    // the command-prefix filter). The result columns fill in when a later request carries it.
+    R"sql(
+    CREATE TABLE tool_calls (
+      id INTEGER PRIMARY KEY,
+      node_id TEXT NOT NULL,
+      call_id TEXT NOT NULL,
+      user_login TEXT NOT NULL,
+      tags TEXT NOT NULL,
+      session_id TEXT NOT NULL,
+      request_id TEXT NOT NULL,
+      time_ms INTEGER NOT NULL,
+      name TEXT NOT NULL,
+      type TEXT NOT NULL,
+      source TEXT NOT NULL,
+      mcp_server TEXT NOT NULL,
+      mcp_tool TEXT NOT NULL,
+      arguments TEXT NOT NULL,
+      args_state TEXT NOT NULL,
+      command TEXT NOT NULL,
+      commands TEXT NOT NULL,
+      shell_ok INTEGER NOT NULL,
+      target TEXT NOT NULL,
+      result_status TEXT NOT NULL,
+      result_size INTEGER,
+      result_request_id TEXT,
+      UNIQUE (node_id, call_id));
+    CREATE INDEX tool_calls_time ON tool_calls(time_ms);
+    CREATE INDEX tool_calls_user ON tool_calls(user_login, time_ms);
+    CREATE INDEX tool_calls_type ON tool_calls(type, time_ms);
+    CREATE INDEX tool_calls_session ON tool_calls(session_id, time_ms);
+    CREATE TABLE tool_commands (
+      call INTEGER NOT NULL,
+      n INTEGER NOT NULL,
+      line TEXT NOT NULL,
+      PRIMARY KEY (call, n)) WITHOUT ROWID;
+    CREATE INDEX tool_commands_line ON tool_commands(line);
+    )sql",
+    // 3: the guardrail rules each tool call matched.
+    R"sql(
+    ALTER TABLE tool_calls ADD COLUMN guardrail TEXT NOT NULL DEFAULT '[]';
+    )sql",
 };
+
+constexpr const char* kInsertToolCall =
+    "INSERT OR IGNORE INTO tool_calls (node_id, call_id, user_login, tags, session_id, "
+    "request_id, time_ms, name, type, source, mcp_server, mcp_tool, arguments, args_state, "
+    "command, commands, shell_ok, target, result_status, guardrail) VALUES (?1, ?2, ?3, ?4, ?5, "
+    "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, 'none', ?19)";
+
+// A result is applied once: later turns repeat it unchanged.
+constexpr const char* kApplyToolResult =
+    "UPDATE tool_calls SET result_status = ?1, result_size = ?2, result_request_id = ?3 "
+    "WHERE node_id = ?4 AND call_id = ?5 AND result_request_id IS NULL";
 
 constexpr const char* kInsertRequest =
     "INSERT INTO requests (id, start_ms, node_id, node_name, user_login, user_display_name, "
@@ -103,6 +157,7 @@ std::string headersJson(const std::vector<RecordHeader>& headers) {
 struct EncodedRecord {
   std::string groups, tags, request_headers, response_headers;
   std::optional<std::string> request_body, response_body;
+  std::vector<ToolResultRecord> tool_results;  // the record's and those read from its source
 };
 
 Result<EncodedRecord> encode(const RequestRecord& r, int zstd_level) {
@@ -121,6 +176,15 @@ Result<EncodedRecord> encode(const RequestRecord& r, int zstd_level) {
     if (!z) return z.status();
     e.response_body = std::move(*z);
   }
+  e.tool_results = r.tool_results;
+  if (r.tool_result_source) {
+    auto kind = tools::parseApiKindName(r.tool_result_source->api_kind);
+    if (kind) {
+      for (const auto& t : tools::extractToolResults(*kind, r.tool_result_source->body)) {
+        e.tool_results.push_back({t.call_id, std::string(tools::toString(t.status)), t.size});
+      }
+    }
+  }
   return e;
 }
 
@@ -138,6 +202,36 @@ void bindRequest(SqlStmt& s, const RequestRecord& r, const EncodedRecord& e) {
   s.bind(26, t.cache_write_1h).bind(27, t.reasoning).bind(28, r.cost_nanodollars);
   s.bindText(29, e.request_headers).bindText(30, e.response_headers);
   s.bind(31, int64_t{r.bodies_dropped});
+}
+
+// The record's tool calls (skipping ids this node already has) and the results it carries.
+Status insertTools(const RequestRecord& r, const EncodedRecord& e, SqlStmt& call, SqlStmt& command,
+                   SqlStmt& result) {
+  const auto& who = r.identity;
+  for (const ToolCallRecord& c : r.tool_calls) {
+    call.reset();
+    call.bindText(1, who.node_id).bindText(2, c.call_id).bindText(3, who.user_login);
+    call.bindText(4, e.tags).bindText(5, r.session_id).bindText(6, r.id).bind(7, r.start_ms);
+    call.bindText(8, c.name).bindText(9, c.type).bindText(10, c.source);
+    call.bindText(11, c.mcp_server).bindText(12, c.mcp_tool).bindText(13, c.arguments);
+    call.bindText(14, c.args_state).bindText(15, c.command).bindText(16, c.commands_json);
+    call.bind(17, int64_t{c.shell_ok}).bindText(18, c.target).bindText(19, c.guardrail);
+    if (Status s = call.run("insert tool call " + c.call_id); !s) return s;
+    if (sqlite3_changes(call.db()) == 0) continue;  // seen in an earlier turn
+    int64_t id = sqlite3_last_insert_rowid(call.db());
+    for (size_t n = 0; n < c.command_lines.size(); ++n) {
+      command.reset();
+      command.bind(1, id).bind(2, static_cast<int64_t>(n)).bindText(3, c.command_lines[n]);
+      if (Status s = command.run("insert tool command"); !s) return s;
+    }
+  }
+  for (const ToolResultRecord& t : e.tool_results) {
+    result.reset();
+    result.bindText(1, t.status).bind(2, t.size).bindText(3, r.id);
+    result.bindText(4, who.node_id).bindText(5, t.call_id);
+    if (Status s = result.run("apply tool result " + t.call_id); !s) return s;
+  }
+  return Status::ok();
 }
 
 void bindBody(SqlStmt& s, int i, const std::optional<std::string>& frame,
@@ -252,11 +346,14 @@ Result<InsertResult> LogStore::insert(const std::vector<RequestRecord>& records)
   SqlStmt body(db_,
                "INSERT INTO request_bodies (seq, request, request_size, response, response_size) "
                "VALUES (?1, ?2, ?3, ?4, ?5)");
-  for (const SqlStmt* s : {&req, &tag, &body}) {
+  SqlStmt call(db_, kInsertToolCall);
+  SqlStmt command(db_, "INSERT OR IGNORE INTO tool_commands (call, n, line) VALUES (?1, ?2, ?3)");
+  SqlStmt result(db_, kApplyToolResult);
+  for (const SqlStmt* s : {&req, &tag, &body, &call, &command, &result}) {
     if (!s->status()) return s->status();
   }
 
-  InsertResult result;
+  InsertResult inserted;
   for (size_t i = 0; i < records.size(); ++i) {
     const RequestRecord& r = records[i];
     const EncodedRecord& e = encoded[i];
@@ -265,7 +362,7 @@ Result<InsertResult> LogStore::insert(const std::vector<RequestRecord>& records)
     int rc = req.step();
     // A duplicate id fails only this statement; the transaction and the batch go on.
     if ((rc & 0xff) == SQLITE_CONSTRAINT) {
-      ++result.rejected;
+      ++inserted.rejected;
       continue;
     }
     if (rc != SQLITE_DONE) return req.stepStatus(rc, "insert request " + r.id);
@@ -282,10 +379,11 @@ Result<InsertResult> LogStore::insert(const std::vector<RequestRecord>& records)
       bindBody(body, 4, e.response_body, r.response_body);
       if (Status s = body.run("insert body"); !s) return s;
     }
-    ++result.inserted;
+    if (Status s = insertTools(r, e, call, command, result); !s) return s;
+    ++inserted.inserted;
   }
   if (Status s = txn.commit(); !s) return s;
-  return result;
+  return inserted;
 }
 
 Result<ExpireResult> LogStore::expireBefore(int64_t cutoff_ms, size_t max_rows) {
@@ -309,8 +407,25 @@ Result<ExpireResult> LogStore::expireBefore(int64_t cutoff_ms, size_t max_rows) 
       if (Status st = s->run("expire"); !st) return st;
     }
   }
+  // Tool calls expire on their own time, in the same bounded step.
+  SqlStmt pick_calls(db_, "SELECT id FROM tool_calls WHERE time_ms < ?1 ORDER BY time_ms LIMIT ?2");
+  if (!pick_calls.status()) return pick_calls.status();
+  pick_calls.bind(1, cutoff_ms).bind(2, static_cast<int64_t>(max_rows));
+  std::vector<int64_t> calls;
+  while ((rc = pick_calls.step()) == SQLITE_ROW) calls.push_back(pick_calls.i64(0));
+  if (rc != SQLITE_DONE) return pick_calls.stepStatus(rc, "select expired tool calls");
+  SqlStmt del_commands(db_, "DELETE FROM tool_commands WHERE call = ?1");
+  SqlStmt del_call(db_, "DELETE FROM tool_calls WHERE id = ?1");
+  for (int64_t id : calls) {
+    for (SqlStmt* s : {&del_commands, &del_call}) {
+      s->reset();
+      s->bind(1, id);
+      if (Status st = s->run("expire tool call"); !st) return st;
+    }
+  }
   if (Status s = txn.commit(); !s) return s;
-  return ExpireResult{seqs.size(), seqs.size() == max_rows && max_rows > 0};
+  bool more = max_rows > 0 && (seqs.size() == max_rows || calls.size() == max_rows);
+  return ExpireResult{seqs.size(), more};
 }
 
 Status LogStore::incrementalVacuum(int max_pages) {

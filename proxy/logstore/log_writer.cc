@@ -30,7 +30,8 @@ LogWriterOptions normalize(LogWriterOptions o) {
 
 size_t bodyBytes(const RequestRecord& r) {
   return (r.request_body ? r.request_body->size() : 0) +
-         (r.response_body ? r.response_body->size() : 0);
+         (r.response_body ? r.response_body->size() : 0) +
+         (r.tool_result_source ? r.tool_result_source->body.size() : 0);
 }
 
 // Lock contention and a full disk clear up on their own; keep the batch until they do.
@@ -55,7 +56,7 @@ LogWriter::~LogWriter() {
 
 uint64_t LogWriter::submit(RequestRecord record) {
   size_t body_bytes = bodyBytes(record);
-  bool has_body = record.request_body || record.response_body;
+  bool has_body = record.request_body || record.response_body || record.tool_result_source;
   std::lock_guard lock(mu_);
   if (stop_ || queue_.size() >= options_.hard_capacity) {
     records_dropped_.fetch_add(1, std::memory_order_relaxed);
@@ -65,6 +66,7 @@ uint64_t LogWriter::submit(RequestRecord record) {
                    queued_body_bytes_ + body_bytes > options_.max_queued_body_bytes)) {
     record.request_body.reset();
     record.response_body.reset();
+    record.tool_result_source.reset();
     record.bodies_dropped = true;
     body_bytes = 0;
     bodies_dropped_.fetch_add(1, std::memory_order_relaxed);

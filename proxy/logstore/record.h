@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
@@ -49,6 +50,43 @@ struct RecordTokens {
   bool operator==(const RecordTokens&) const = default;
 };
 
+// One tool call the response asked for (proxy/tools), flattened for storage: the log store
+// keeps one row per (node, call id), so a call repeated in later turns is stored once.
+struct ToolCallRecord {
+  std::string call_id;  // unique per node; the gateway invents "<request id>#<n>" when none
+  std::string name;
+  std::string type;    // shell, file_read, file_write, file_edit, search, web, mcp, subagent, other
+  std::string source;  // tool_use, tool_calls, function_call, custom_tool_call, local_shell_call…
+  std::string mcp_server;
+  std::string mcp_tool;
+  std::string arguments;                   // raw, as the model sent them
+  std::string args_state;                  // complete, malformed, truncated
+  std::string command;                     // shell calls: the script or argv as text
+  std::string commands_json;               // JSON [{"argv": [...], ...}], "[]" when none
+  std::vector<std::string> command_lines;  // each command's argv joined by spaces
+  bool shell_ok = true;                    // false: `command` did not parse, kept raw
+  std::string target;                      // path, pattern, url or query
+  // Guardrail rules the call matched: JSON [{"rule", "action", "enforced"}], "[]" when none.
+  // enforced: the gateway replaced the call before the client saw it.
+  std::string guardrail = "[]";
+  bool operator==(const ToolCallRecord&) const = default;
+};
+
+// A request body to read tool results from, on the writer thread (LogStore::insert): parsing a
+// long conversation costs milliseconds, which the gateway's loop should not spend.
+struct ToolResultSource {
+  std::string api_kind;  // as RequestRecord::api_kind
+  std::string body;
+};
+
+// A result the request carried for an earlier call: sets that call's result once.
+struct ToolResultRecord {
+  std::string call_id;
+  std::string status;  // ok, error
+  int64_t size = 0;    // bytes of result content
+  bool operator==(const ToolResultRecord&) const = default;
+};
+
 struct RequestRecord {
   std::string id;        // request id chosen by the caller (e.g. 16 random bytes, hex); unique
   int64_t start_ms = 0;  // Unix ms when the request arrived
@@ -74,6 +112,11 @@ struct RequestRecord {
   std::optional<std::string> response_body;  // bytes as received
   // Set by LogWriter when it shed the bodies because its queue was full (never by the gateway).
   bool bodies_dropped = false;
+  std::vector<ToolCallRecord> tool_calls;      // found in the response
+  std::vector<ToolResultRecord> tool_results;  // found in the request's history
+  // Results still to be read from the request body (LogStore::insert adds them to tool_results'
+  // effect); the writer counts it with the bodies and sheds it with them when its queue is full.
+  std::shared_ptr<const ToolResultSource> tool_result_source;
 
   bool operator==(const RequestRecord&) const = default;
 };

@@ -21,6 +21,11 @@
 //
 // Reply text: "mock: " + the text of the last user message, cut to 200 bytes (on a UTF-8
 // boundary). Streams send it in pieces of at most 16 bytes.
+// Tool use (Anthropic only): when the request declares a tool named "Bash" and the last user
+// text is "bash: COMMAND", the reply is a text block "mock: running" then a tool_use block
+// {id "toolu_mock_N", name "Bash", input {"command": COMMAND}} with stop_reason "tool_use"
+// (streamed: the input as input_json_delta pieces of at most 16 bytes). Token counts as above,
+// from the reply text "mock: " + the user text.
 // Token formula (deterministic, documented for tests):
 //   INPUT  = max(1, ceil(request body bytes / 4))
 //   OUTPUT = max(1, ceil(reply text bytes / 4))

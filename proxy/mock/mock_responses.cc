@@ -179,22 +179,91 @@ std::string anthropicUsage(const Plan& p, int64_t out, bool tier) {
   return u + "}";
 }
 
-Reply anthropicMessages(const json& body, std::string_view raw, uint64_t seq) {
-  Plan p = makePlan(body, raw, false, "msg_mock_" + std::to_string(seq));
+// A non-streamed Anthropic message with these content blocks (JSON, comma-separated).
+std::string anthropicMessage(const Plan& p, const std::string& blocks,
+                             std::string_view stop_reason) {
+  return R"({"id":)" + jstr(p.id) + R"(,"type":"message","role":"assistant","model":)" +
+         jstr(p.model) + R"(,"content":[)" + blocks + R"(],"stop_reason":)" + jstr(stop_reason) +
+         R"(,"stop_sequence":null,"usage":)" + anthropicUsage(p, p.out, true) + "}";
+}
+
+// The first and last events of an Anthropic stream.
+std::string anthropicStart(const Plan& p) {
+  return frame("message_start",
+               R"({"type":"message_start","message":{"id":)" + jstr(p.id) +
+                   R"(,"type":"message","role":"assistant","model":)" + jstr(p.model) +
+                   R"(,"content":[],"stop_reason":null,"stop_sequence":null,"usage":)" +
+                   anthropicUsage(p, 1, true) + "}}");
+}
+
+void anthropicEnd(Reply& r, const Plan& p, std::string_view stop_reason) {
+  r.sse.push_back(frame("message_delta", R"({"type":"message_delta","delta":{"stop_reason":)" +
+                                             jstr(stop_reason) +
+                                             R"(,"stop_sequence":null},"usage":)" +
+                                             anthropicUsage(p, p.out, false) + "}"));
+  r.sse.push_back(frame("message_stop", R"({"type":"message_stop"})"));
+}
+
+// The command of a "bash: <command>" turn when the request declares a Bash tool, else "".
+std::string bashCommand(const json& body) {
+  constexpr std::string_view kPrefix = "bash: ";
+  auto tools = body.find("tools");
+  if (tools == body.end() || !tools->is_array()) return "";
+  bool has_bash = false;
+  for (const auto& t : *tools) has_bash |= t.is_object() && t.value("name", "") == "Bash";
+  std::string user = lastUserText(body, false);
+  if (!has_bash || !user.starts_with(kPrefix) || user.size() == kPrefix.size()) return "";
+  return user.substr(kPrefix.size());
+}
+
+// The tool_use turn: a text block, then Bash with {"command": ...}, stop_reason tool_use.
+Reply anthropicToolUse(const json& body, const Plan& p, const std::string& command, uint64_t seq) {
+  std::string tool_id = "toolu_mock_" + std::to_string(seq);
+  std::string input = R"({"command":)" + jstr(command) + "}";
   Reply r;
   if (body.value("stream", false) != true) {
-    r.body = R"({"id":)" + jstr(p.id) + R"(,"type":"message","role":"assistant","model":)" +
-             jstr(p.model) + R"(,"content":[{"type":"text","text":)" + jstr(p.text) +
-             R"(}],"stop_reason":"end_turn","stop_sequence":null,"usage":)" +
-             anthropicUsage(p, p.out, true) + "}";
+    r.body = anthropicMessage(p,
+                              R"({"type":"text","text":"mock: running"},{"type":"tool_use","id":)" +
+                                  jstr(tool_id) + R"(,"name":"Bash","input":)" + input + "}",
+                              "tool_use");
     return r;
   }
   r.contentType = "text/event-stream; charset=utf-8";
-  r.sse.push_back(frame("message_start",
-                        R"({"type":"message_start","message":{"id":)" + jstr(p.id) +
-                            R"(,"type":"message","role":"assistant","model":)" + jstr(p.model) +
-                            R"(,"content":[],"stop_reason":null,"stop_sequence":null,"usage":)" +
-                            anthropicUsage(p, 1, true) + "}}"));
+  r.sse.push_back(anthropicStart(p));
+  r.sse.push_back(frame(
+      "content_block_start",
+      R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})"));
+  r.sse.push_back(frame(
+      "content_block_delta",
+      R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"mock: running"}})"));
+  r.sse.push_back(frame("content_block_stop", R"({"type":"content_block_stop","index":0})"));
+  r.sse.push_back(
+      frame("content_block_start",
+            R"({"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":)" +
+                jstr(tool_id) + R"(,"name":"Bash","input":{}}})"));
+  for (auto piece : pieces(input)) {
+    r.sse.push_back(frame(
+        "content_block_delta",
+        R"({"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":)" +
+            jstr(piece) + "}}"));
+  }
+  r.sse.push_back(frame("content_block_stop", R"({"type":"content_block_stop","index":1})"));
+  anthropicEnd(r, p, "tool_use");
+  return r;
+}
+
+Reply anthropicMessages(const json& body, std::string_view raw, uint64_t seq) {
+  Plan p = makePlan(body, raw, false, "msg_mock_" + std::to_string(seq));
+  if (std::string command = bashCommand(body); !command.empty()) {
+    return anthropicToolUse(body, p, command, seq);
+  }
+  Reply r;
+  if (body.value("stream", false) != true) {
+    r.body = anthropicMessage(p, R"({"type":"text","text":)" + jstr(p.text) + "}", "end_turn");
+    return r;
+  }
+  r.contentType = "text/event-stream; charset=utf-8";
+  r.sse.push_back(anthropicStart(p));
   r.sse.push_back(frame(
       "content_block_start",
       R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})"));
@@ -206,11 +275,7 @@ Reply anthropicMessages(const json& body, std::string_view raw, uint64_t seq) {
                   jstr(piece) + "}}"));
   }
   r.sse.push_back(frame("content_block_stop", R"({"type":"content_block_stop","index":0})"));
-  r.sse.push_back(frame(
-      "message_delta",
-      R"({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":)" +
-          anthropicUsage(p, p.out, false) + "}"));
-  r.sse.push_back(frame("message_stop", R"({"type":"message_stop"})"));
+  anthropicEnd(r, p, "end_turn");
   return r;
 }
 

@@ -14,6 +14,7 @@
 
 #include "proxy/usage/pricing.h"
 #include "proxy/usage/usage.h"
+#include "tests/fuzz/fuzz_events.h"
 
 namespace {
 
@@ -83,18 +84,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (data[0] & 8) options.max_body_bytes = 256;
   UsageTap tap(kind, sse ? BodyMode::kSse : BodyMode::kJson, options);
   if (sse) {
-    while (!rest.empty()) {
-      size_t nl = rest.find('\n');
-      std::string_view line = rest.substr(0, nl);
-      rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
-      size_t tab = line.find('\t');
-      if (tab == std::string_view::npos) {
-        tap.onSseEvent({}, line);
-      } else {
-        tap.onSseEvent(line.substr(0, tab), line.substr(tab + 1));
-      }
+    gatehouse::fuzz::forEachEventLine(rest, [&](std::string_view name, std::string_view payload) {
+      tap.onSseEvent(name, payload);
       checkUsage(tap.result().usage);
-    }
+    });
   } else {
     size_t chunk = 1 + data[1] % 64;
     for (size_t at = 0; at < rest.size(); at += chunk) tap.onBody(rest.substr(at, chunk));

@@ -12,7 +12,9 @@
 # right identity (a user and a tagged node), tokens and cost; an identity without a grant gets a
 # provider-shaped 403 and a forged identity header changes nothing; a bad upstream certificate
 # gives 502 with a clear message; a client disconnect mid-stream closes the upstream within 1 s
-# and logs partial usage; `kill -9` of the gateway after N requests loses no record.
+# and logs partial usage; a streamed `rm -rf /` tool_use is replaced by an explanation the SDK
+# accepts; the tool calls of the SDK turns are in /api/tools with their argv;
+# `kill -9` of the gateway after N requests loses no record.
 # Usage: test_gateway_sdk.sh GATEHOUSE_BIN
 source "$(dirname "$0")/lib.sh"
 lib_init gateway_sdk "${1:-}"
@@ -192,6 +194,10 @@ sdk_ok "anthropic messages stream with a tool call" alice --provider anthropic \
   --scenario messages-stream --model claude-sonnet-4-5 \
   --prompt 'list files [[mock:tool_use Bash "ls -la /tmp"]]' \
   -- "d['tool_calls'][0]['input'] == {'command': 'ls -la /tmp'} and d['stop_reason'] == 'tool_use'"
+sdk_ok "a streamed rm -rf / tool_use is replaced: no tool_use, the explanation, end_turn" alice \
+  --provider anthropic --scenario messages-stream --model claude-sonnet-4-5 \
+  --prompt 'clean up [[mock:tool_use Bash "rm -rf /"]]' \
+  -- "d['tool_calls'] == [] and d['content_types'] == ['text'] and 'rm-rf-root' in d['text'] and 'rm -rf /' in d['text'] and d['stop_reason'] == 'end_turn'"
 sdk_ok "anthropic count_tokens" alice --provider anthropic --scenario count-tokens \
   --model claude-sonnet-4-5 -- "d['input_tokens'] > 0"
 # /v1/models lists the concrete model names of the providers' lists that the caller's grants
@@ -321,6 +327,28 @@ check "… lists alice and the bot's tag by user with a TOTAL row" \
   bash -c 'grep -q "^alice@example.com " <<<"$1" && grep -q "^TOTAL " <<<"$1"' _ "$out"
 check_not "no provider key in the log database" grep -qa -e "$REAL_ANT" -e "$REAL_OAI" \
   "$WORKDIR/gateway-logs.db" "$WORKDIR/gateway-logs.db-wal"
+
+section "tool calls: the SDKs' tool_use and function_call land in /api/tools"
+nsx "$NS_CLI" curl -s "http://127.0.0.1:${FWD[alice]}/api/tools?limit=100" >"$WORKDIR/tools.json"
+got=$(jq_py "
+calls = d['tool_calls']
+bash = [c for c in calls if c['name'] == 'Bash' and c['command'] == 'ls -la /tmp']
+shell = [c for c in calls if c['name'] == 'shell' and c['source'] == 'function_call']
+rm = [c for c in calls if c['name'] == 'Bash' and c['command'] == 'rm -rf /']
+print(len(bash) == 1 and bash[0]['type'] == 'shell' and bash[0]['args_state'] == 'complete'
+      and bash[0]['commands'] == [{'argv': ['ls', '-la', '/tmp']}] and bash[0]['guardrail'] == []
+      and bash[0]['identity']['user_login'] == 'alice@example.com',
+      len(shell) == 1 and shell[0]['commands'] == [{'argv': ['git', 'status']}],
+      len(rm) == 1 and rm[0]['guardrail'] == [{'rule': 'rm-rf-root', 'action': 'block', 'enforced': True}])
+" <"$WORKDIR/tools.json")
+assert_eq "the streamed Bash tool_use and the Responses shell call, typed, with argv; the blocked call" \
+  "True True True" "$got"
+got=$(nsx "$NS_CLI" curl -s "http://127.0.0.1:${FWD[alice]}/api/tools?command=ls%20-la" |
+  jq_py "print(len(d['tool_calls']))")
+assert_eq "/api/tools?command=ls -la finds it" "1" "$got"
+got=$(nsx "$NS_CLI" curl -s "http://127.0.0.1:${FWD[alice]}/api/tools/stats" |
+  jq_py "print(sum(r['by_type'].get('shell', 0) for r in d['rows']) >= 2)")
+assert_eq "/api/tools/stats counts them as shell" "True" "$got"
 
 section "kill -9 of the gateway loses no completed request"
 before=$("$PYTHON" -c "import sqlite3; print(sqlite3.connect('$WORKDIR/gateway-logs.db').execute('select count(*) from requests').fetchone()[0])")

@@ -196,13 +196,13 @@ TEST(GatewayConfig, UnknownKeysSuggestTheClosestName) {
   EXPECT_EQ(errorOf(text),
             "gw.hujson:2:3: unknown top-level key \"hostnme\" (did you mean \"hostname\"?); "
             "allowed: version, hostname, listen, loopback_listen, loopback_identity, providers, "
-            "grants, logging, prices, quotas\n"
+            "grants, logging, prices, quotas, guardrails\n"
             "gw.hujson:3:44: provider \"a\": unknown provider key \"apikey\" (did you mean "
             "\"key\"?); allowed: kind, base_url, local, key, models, headers, ca_file, timeouts\n"
             "gw.hujson:4:36: provider \"a\": unknown timeout \"conect_ms\" (did you mean "
             "\"connect_ms\"?); allowed: connect_ms, read_ms\n"
             "gw.hujson:5:15: unknown logging key \"retention\"; allowed: database, "
-            "retention_days, bodies, queue_size");
+            "retention_days, bodies, queue_size, tool_calls");
 }
 
 TEST(GatewayConfig, TypesAndRangesAreChecked) {

@@ -15,6 +15,7 @@
 #include <set>
 
 #include "proxy/logstore/log_query.h"
+#include "tests/proxy/log_test_util.h"
 
 namespace gatehouse::proxy {
 namespace {
@@ -23,17 +24,6 @@ namespace fs = std::filesystem;
 
 constexpr int64_t kDay = 24 * 60 * 60 * 1000;
 constexpr int64_t kT0 = 1'740'787'200'000;  // 2025-03-01T00:00:00Z
-
-// A fresh directory per test, removed afterwards.
-struct Scratch {
-  fs::path dir;
-  Scratch() {
-    std::string tmpl = (fs::temp_directory_path() / "gatehouse-logstore-XXXXXX").string();
-    dir = mkdtemp(tmpl.data());
-  }
-  ~Scratch() { fs::remove_all(dir); }
-  std::string db() const { return (dir / "requests.db").string(); }
-};
 
 RequestRecord fullRecord() {
   RequestRecord r;
@@ -80,35 +70,6 @@ RequestRecord rec(const std::string& id, int64_t start_ms, const std::string& us
   r.model = model;
   r.status = 200;
   return r;
-}
-
-std::unique_ptr<LogStore> openStore(const std::string& path) {
-  auto store = LogStore::open(path);
-  EXPECT_TRUE(store) << store.status().message();
-  return store ? std::move(*store) : nullptr;
-}
-
-std::unique_ptr<LogReader> openReader(const std::string& path) {
-  auto reader = LogReader::open(path);
-  EXPECT_TRUE(reader) << reader.status().message();
-  return reader ? std::move(*reader) : nullptr;
-}
-
-void insertAll(LogStore& store, const std::vector<RequestRecord>& records) {
-  auto r = store.insert(records);
-  ASSERT_TRUE(r) << r.status().message();
-  ASSERT_EQ(r->inserted, records.size());
-}
-
-int64_t count(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  sqlite3_open(path.c_str(), &db);
-  sqlite3_stmt* s = nullptr;
-  sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr);
-  int64_t n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
-  sqlite3_finalize(s);
-  sqlite3_close(db);
-  return n;
 }
 
 std::vector<std::string> ids(const RequestPage& page) {
