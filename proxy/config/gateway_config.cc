@@ -30,8 +30,8 @@ using control::JsonDoc;
 using nlohmann::json;
 
 const std::vector<std::string> kTopKeys = {
-    "version",   "hostname", "listen",  "loopback_listen", "loopback_identity",
-    "providers", "grants",   "logging", "prices",          "quotas", "guardrails"};
+    "version", "hostname", "listen", "loopback_listen", "loopback_identity", "providers",
+    "grants",  "logging",  "prices", "quotas",          "guardrails"};
 const std::vector<std::string> kProviderKeys = {"kind",   "base_url", "local",   "key",
                                                 "models", "headers",  "ca_file", "timeouts"};
 const std::vector<std::string> kKinds = {"anthropic", "openai", "openai_compatible"};
