@@ -91,6 +91,10 @@ void Gateway::Connection::handleQuotaAdmin(const Route& route) {
           b["on_exceed"] = std::string(onExceedName(spec->on_exceed));
           if (!spec->overdraft_into.empty()) b["overdraft_into"] = spec->overdraft_into;
           if (r.state.capacity_set > 0) b["capacity_set"] = true;
+          if (r.state.debt > 0) {
+            b["debt"] = r.state.debt;
+            b["debt_text"] = formatQuotaAmount(spec->unit, r.state.debt);
+          }
         }
         out["buckets"].push_back(std::move(b));
       }

@@ -174,13 +174,22 @@ void refillBucket(const BucketSpec& spec, BucketState& st, int64_t now_ms) {
   st.updated_ms = now_ms;
   int64_t cap = effectiveCapacity(spec, st);
   if (spec.refill_amount <= 0 || spec.refill_period_ms <= 0) return;
-  if (st.level >= cap) {
+  if (st.level >= cap && st.debt == 0) {
     st.refill_rem = 0;
     return;
   }
   int64_t rem = 0;
   int64_t add = mulAddDiv(elapsed, spec.refill_amount, st.refill_rem, spec.refill_period_ms, &rem);
-  if (add >= cap - st.level) {
+  if (st.debt > 0) {
+    add = payDebt(st, add);
+    if (st.debt > 0) {
+      st.refill_rem = rem;
+      return;
+    }
+  }
+  if (st.level >= cap) {
+    st.refill_rem = 0;
+  } else if (add >= cap - st.level) {
     st.level = cap;
     st.refill_rem = 0;
   } else {
@@ -190,10 +199,11 @@ void refillBucket(const BucketSpec& spec, BucketState& st, int64_t now_ms) {
 }
 
 std::optional<int64_t> secondsUntil(const BucketSpec& spec, const BucketState& st, int64_t need) {
-  if (st.level >= need) return 0;
+  __int128 missing = static_cast<__int128>(need) - st.level + st.debt;
+  if (missing <= 0) return 0;
   if (spec.refill_amount <= 0 || need > effectiveCapacity(spec, st)) return std::nullopt;
-  // Smallest t with floor((t × amount + rem) / period) ≥ need − level.
-  __int128 want = static_cast<__int128>(need - st.level) * spec.refill_period_ms - st.refill_rem;
+  // Smallest t with floor((t × amount + rem) / period) ≥ need − level + debt.
+  __int128 want = missing * spec.refill_period_ms - st.refill_rem;
   __int128 ms = (want + spec.refill_amount - 1) / spec.refill_amount;
   __int128 s = (ms + 999) / 1000;
   return static_cast<int64_t>(s < 1 ? 1 : s);

@@ -68,12 +68,24 @@ struct BucketSpec {
 
 // The stored state of one bucket instance (a spec with its template expanded).
 struct BucketState {
-  int64_t level = 0;         // may be < 0 only after an overdraft or a settlement shortfall
+  int64_t level = 0;         // < 0 only after an explicit overdraft (QUOTAS.md "Chains")
   int64_t refill_rem = 0;    // 0 ≤ refill_rem < refill_period_ms: credit carried to the next step
   int64_t updated_ms = 0;    // last refill time
   int64_t capacity_set = 0;  // capacity set through the admin API; 0 = the spec's
+  // Settlement shortfalls not yet paid (≥ 0, at most kMaxQuotaAmount): what real usage cost
+  // beyond the reservation and an empty level. Refills, refunds and admin refills pay it before
+  // the level rises, so while it is owed the level stays at or below zero and nothing new is
+  // admitted. The level itself never goes below zero for it.
+  int64_t debt = 0;
   bool operator==(const BucketState&) const = default;
 };
+
+// Pays `credit` into the debt first; returns what is left for the level.
+inline int64_t payDebt(BucketState& st, int64_t credit) {
+  int64_t pay = credit < st.debt ? credit : st.debt;
+  st.debt -= pay;
+  return credit - pay;
+}
 
 // The capacity in force for a bucket instance.
 inline int64_t effectiveCapacity(const BucketSpec& spec, const BucketState& st) {
@@ -86,13 +98,13 @@ std::string formatQuotaRate(const BucketSpec& spec);
 // A new instance: full, as of `now_ms`.
 BucketState freshBucket(const BucketSpec& spec, int64_t now_ms);
 
-// Credits what accrued since st.updated_ms, capped at the capacity (a level already above it,
-// after a capacity was lowered, is left alone). A `now_ms` earlier than updated_ms credits
-// nothing (clocks of replicas may differ slightly).
+// Credits what accrued since st.updated_ms (the debt first), capped at the capacity (a level
+// already above it, after a capacity was lowered, is left alone). A `now_ms` earlier than
+// updated_ms credits nothing (clocks of replicas may differ slightly).
 void refillBucket(const BucketSpec& spec, BucketState& st, int64_t now_ms);
 
-// Whole seconds until the bucket holds `need` (≥ 1), or nullopt if it never will by refilling
-// (no refill, or need above capacity).
+// Whole seconds until the bucket holds `need` with no debt (≥ 1), or nullopt if it never will by
+// refilling (no refill, or need above capacity).
 std::optional<int64_t> secondsUntil(const BucketSpec& spec, const BucketState& st, int64_t need);
 
 // floor((a × b + c) / d) and the remainder, exact in 128 bits; a, b, c ≥ 0, d > 0. The quotient

@@ -92,7 +92,8 @@ bool reserveChain(const QuotaCharge& charge, std::vector<BucketState*>& states,
   }
   BucketState& end = *states[last];
   const BucketSpec& spec = *charge.chain[last].spec;
-  if (end.level >= rest || (last > 0 && end.level > 0)) {
+  // A bucket that owes a shortfall (debt) admits nothing until refills have paid it.
+  if (end.debt == 0 && (end.level >= rest || (last > 0 && end.level > 0))) {
     if (last > 0 && rest > 0) out->overdrawn.push_back(charge.chain[last].key);
     end.level -= rest;
     (*taken)[last] = rest;
@@ -123,6 +124,7 @@ void settleChain(const QuotaCharge& charge, std::vector<BucketState*>& states,
       int64_t back = std::min(refund, taken[i]);
       refund -= back;
       BucketState& st = *states[i];
+      back = payDebt(st, back);
       int64_t cap = effectiveCapacity(*charge.chain[i].spec, st);
       if (st.level >= cap) continue;  // a lowered capacity: keep the level, credit nothing
       if (back >= cap - st.level) {
@@ -139,7 +141,11 @@ void settleChain(const QuotaCharge& charge, std::vector<BucketState*>& states,
       states[i]->level -= give;
       extra -= give;
     }
-    states[last]->level -= extra;
+    // The last bucket: down to zero, the rest owed (never below zero for a shortfall).
+    BucketState& end = *states[last];
+    int64_t give = std::clamp<int64_t>(end.level, 0, extra);
+    end.level -= give;
+    end.debt = std::min(kMaxQuotaAmount, end.debt + (extra - give));
   }
 }
 
@@ -203,6 +209,7 @@ void QuotaLedger::refill(const std::string& key, const BucketSpec& spec, int64_t
                          int64_t now_ms) {
   BucketState& st = at(key, spec, now_ms);
   int64_t cap = effectiveCapacity(spec, st);
+  amount = payDebt(st, amount);
   if (st.level < cap) st.level = std::min(cap, st.level + amount);
   dirty_.insert(key);
 }

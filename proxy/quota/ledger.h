@@ -17,8 +17,9 @@
 //       flag (allowed; bk gives what it has, never going below zero; the plan reports the flag).
 //   settle with real amount R against reservation A (what each bucket gave is remembered):
 //     R < A: refund A − R, last bucket first, each at most what it gave, never above capacity;
-//     R > A: charge R − A, b0..b(k-1) down to zero, the remainder from bk even below zero (the
-//       settlement shortfall: the provider has already billed it).
+//     R > A: charge R − A, b0..b(k-1) down to zero, then bk down to zero, the remainder becomes
+//       bk's debt (the settlement shortfall: the provider has already billed it; refills pay the
+//       debt before the level rises again).
 //
 // Sans-I/O: `now` is an argument. A QuotaLedger is not thread-safe: one owner (a store) calls it.
 #pragma once

@@ -6,13 +6,24 @@ namespace {
 // Shared by reserve, settle and admin: exact refill (bucket.cc refillBucket) and state I/O.
 const char* const kCommon = R"lua(
 local B = 65536
+local MAXAMOUNT = 1125899906842624  -- 2^50, bucket.h kMaxQuotaAmount
 local function limbs(x)
   local t = {}
   for i = 1, 4 do local l = x % B; t[i] = l; x = (x - l) / B end
   return t
 end
 -- floor((a*b + c) / d) and the remainder, exact for a, b < 2^53, c < d < 2^32.
+local TWO52 = 4503599627370496
 local function muladddiv(a, b, c, d)
+  if b == 0 or a <= TWO52 / b then
+    -- The common case (a refill every few minutes or more often): a*b + c < 2^53, so every
+    -- double below is an exact integer; the quotient is corrected by at most one.
+    local n = a * b + c
+    local q = math.floor(n / d)
+    local r = n - q * d
+    if r < 0 then q = q - 1; r = r + d elseif r >= d then q = q + 1; r = r - d end
+    return q, r
+  end
   local la, lb = limbs(a), limbs(b)
   local p = {0, 0, 0, 0, 0, 0, 0, 0, 0}
   for i = 1, 4 do for j = 1, 4 do p[i + j - 1] = p[i + j - 1] + la[i] * lb[j] end end
@@ -32,16 +43,23 @@ end
 local index = ARGV[2]
 local st = {}
 local function capof(s, spec) if s.cap > 0 then return s.cap end return spec.capacity end
+-- Pays `credit` into the debt first; returns what is left for the level.
+local function paydebt(s, credit)
+  local pay = math.min(credit, s.debt)
+  s.debt = s.debt - pay
+  return credit - pay
+end
 -- The bucket's state, read once per script, refilled to `t` (plans in one batch carry their
 -- own times, in order).
 local function load(idx, spec, t)
   local s = st[idx]
   if not s then
-    local v = redis.call('HMGET', KEYS[idx], 'level', 'rem', 'upd', 'cap')
+    local v = redis.call('HMGET', KEYS[idx], 'level', 'rem', 'upd', 'cap', 'debt')
     if v[1] then
-      s = {level = tonumber(v[1]), rem = tonumber(v[2]), upd = tonumber(v[3]), cap = tonumber(v[4])}
+      s = {level = tonumber(v[1]), rem = tonumber(v[2]), upd = tonumber(v[3]), cap = tonumber(v[4]),
+           debt = tonumber(v[5] or '0')}
     else
-      s = {level = spec.capacity, rem = 0, upd = t, cap = 0, new = true}
+      s = {level = spec.capacity, rem = 0, upd = t, cap = 0, debt = 0, new = true}
     end
     s.spec = spec
     st[idx] = s
@@ -51,11 +69,20 @@ local function load(idx, spec, t)
     s.upd = t
     local c = capof(s, spec)
     if spec.amount > 0 and spec.period > 0 then
-      if s.level >= c then
+      if s.level >= c and s.debt == 0 then
         s.rem = 0
       else
         local add, rem = muladddiv(elapsed, spec.amount, s.rem, spec.period)
-        if add >= c - s.level then s.level = c; s.rem = 0 else s.level = s.level + add; s.rem = rem end
+        add = paydebt(s, add)
+        if s.debt > 0 then
+          s.rem = rem
+        elseif s.level >= c then
+          s.rem = 0
+        elseif add >= c - s.level then
+          s.level = c; s.rem = 0
+        else
+          s.level = s.level + add; s.rem = rem
+        end
       end
     end
   end
@@ -65,7 +92,8 @@ local function save()
   for idx, s in pairs(st) do
     redis.call('HMSET', KEYS[idx], 'level', string.format('%d', s.level),
                'rem', string.format('%d', s.rem), 'upd', string.format('%d', s.upd),
-               'cap', string.format('%d', s.cap), 'spec', s.spec.name)
+               'cap', string.format('%d', s.cap), 'debt', string.format('%d', s.debt),
+               'spec', s.spec.name)
     if s.new then redis.call('SADD', index, KEYS[idx]) end
   end
 end
@@ -121,6 +149,7 @@ for p = 1, nsettle do
         local back = math.min(refund, link.taken)
         refund = refund - back
         local s = load(link.idx, link.spec, t)
+        back = paydebt(s, back)
         local c = capof(s, link.spec)
         if s.level < c then
           if back >= c - s.level then s.level = c; s.rem = 0 else s.level = s.level + back end
@@ -134,7 +163,9 @@ for p = 1, nsettle do
         s.level = s.level - give; extra = extra - give
       end
       local s = load(ch.links[last].idx, ch.links[last].spec, t)
-      s.level = s.level - extra
+      local give = clamp(s.level, 0, extra)
+      s.level = s.level - give
+      s.debt = math.min(MAXAMOUNT, s.debt + extra - give)
     end
   end
 end
@@ -165,7 +196,7 @@ for p = 1, nreserve do
     end
     local link = ch.links[last]
     local s = load(link.idx, link.spec, t)
-    if s.level >= rest or (last > 1 and s.level > 0) then
+    if s.debt == 0 and (s.level >= rest or (last > 1 and s.level > 0)) then
       if last > 1 and rest > 0 then overdrawn[#overdrawn + 1] = link.idx end
       take(link.idx, s, rest)
       taken[#taken + 1] = rest
@@ -175,7 +206,7 @@ for p = 1, nreserve do
       taken[#taken + 1] = give
       flagged[#flagged + 1] = link.idx
     else
-      refused = {0, link.idx, s.level, rest}
+      refused = {0, link.idx, s.level, rest, s.debt}
       break
     end
   end
@@ -202,6 +233,7 @@ local s = load(1, spec, tonumber(ARGV[1]))
 local op, value = ARGV[7], tonumber(ARGV[8])
 if op == 'refill' then
   local c = capof(s, spec)
+  value = paydebt(s, value)
   if s.level < c then s.level = math.min(c, s.level + value) end
 else
   s.cap = value
@@ -218,10 +250,10 @@ const std::string kAdmin = std::string(kCommon) + kAdminBody;
 const std::string kList = R"lua(
 local out = {}
 for _, k in ipairs(redis.call('SMEMBERS', ARGV[1])) do
-  local v = redis.call('HMGET', k, 'spec', 'level', 'rem', 'upd', 'cap')
+  local v = redis.call('HMGET', k, 'spec', 'level', 'rem', 'upd', 'cap', 'debt')
   if v[1] then
     out[#out + 1] = k
-    for i = 1, 5 do out[#out + 1] = v[i] end
+    for i = 1, 6 do out[#out + 1] = v[i] or '0' end
   end
 end
 return out

@@ -7,8 +7,8 @@
 // in refill) is done in 16-bit limbs, so results are exact to the unit. redis_store_test checks
 // them against QuotaLedger on the same random operations.
 //
-// Storage: bucket KEY is a hash at PREFIX .. "b:" .. KEY with fields level, rem, upd, cap, spec;
-// the set PREFIX .. "index" lists every KEY (for GET /api/quotas).
+// Storage: bucket KEY is a hash at PREFIX .. "b:" .. KEY with fields level, rem, upd, cap, debt,
+// spec; the set PREFIX .. "index" lists every KEY (for GET /api/quotas).
 //
 // Arguments (all numbers as decimal strings). Reserves and settles travel in batches (the store
 // sends what one loop turn produced in one call): the settles first, then the reserves, each
@@ -19,10 +19,10 @@
 //            amount (settle: the real amount), nlinks, then per link its key index (settle: and
 //            the amount that bucket gave).
 //            → per reserve plan, concatenated: {1, nflagged, keyidx..., noverdrawn, keyidx...,
-//              taken per link in order} | {0, keyidx, level, need}
+//              taken per link in order} | {0, keyidx, level, need, debt}
 //   admin    KEYS[1]; ARGV = now, index, capacity, refill_amount, period_ms, spec,
 //            op ("refill" | "capacity"), value → level
-//   list     ARGV = index → flat {hash key, spec, level, rem, upd, cap, ...}
+//   list     ARGV = index → flat {hash key, spec, level, rem, upd, cap, debt, ...}
 #pragma once
 
 #include <string>

@@ -2,11 +2,18 @@
 // script call per operation (redis_scripts.h), EVALSHA after SCRIPT LOAD with a fallback to EVAL
 // when the server answers NOSCRIPT (restarted, flushed).
 //
-// Batching: reserves and settles are queued and sent together on the loop's next turn (a
-// uv_idle handle, which also keeps the loop from blocking in poll meanwhile), up to kMaxBatch
-// plans per script call, so under load the Redis cost per request is a fraction of a round
-// trip. Settles go first (their refunds make room). Plans are encoded to strings when queued:
-// nothing points into a config that a reload may free before the batch is sent.
+// Batching: reserves are queued and sent together on the loop's next turn (a uv_idle handle,
+// which also keeps the loop from blocking in poll meanwhile), up to kMaxBatch plans per script
+// call, so under load the Redis cost per request is a fraction of a round trip. Settles wait up
+// to kSettleDelayMs for a reserve batch to ride with (under load one always comes), so a request
+// costs about one script call instead of two; every queued settle goes first in the next call,
+// so this replica's refunds always make room before its own reserves are decided. Other
+// replicas see a settle at most kSettleDelayMs late. At most one batch call is in flight at a
+// time: what queues up meanwhile goes in the next call when the reply comes, so the busier the
+// gateway, the bigger the batches (an idle gateway sends at once). Admin calls, list() and
+// close() send whatever is queued at once (the server still sees the calls in order). Plans are
+// encoded to strings when queued: nothing points into a config that a reload may free before the
+// batch is sent.
 //
 // Outage handling: a call fails (and the caller applies fail_open / fail_closed) when there is no
 // connection, when the connection drops with the call pending, or when no reply came within
@@ -32,6 +39,7 @@ namespace {
 
 constexpr int64_t kReconnectMs = 250;
 constexpr size_t kMaxBatch = 128;
+constexpr uint64_t kSettleDelayMs = 5;
 
 enum Script { kBatchScript, kAdminScript, kListScript, kScripts };
 
@@ -128,19 +136,24 @@ class RedisQuotaStore final : public QuotaStore {
     idle_ = new uv_idle_t;
     uv_idle_init(loop_, idle_);
     idle_->data = this;
+    settle_timer_ = new uv_timer_t;
+    uv_timer_init(loop_, settle_timer_);
+    settle_timer_->data = this;
   }
   ~RedisQuotaStore() override {
     closed_ = true;
     drop();  // pending callbacks fire with NULL replies; closed_ silences them
     uv_close(reinterpret_cast<uv_handle_t*>(idle_),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); });
+    uv_close(reinterpret_cast<uv_handle_t*>(settle_timer_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
   }
 
   // Sends the queued settles, then lets them reach the server (hiredis disconnects once they
   // are answered) while the loop keeps running. Queued reserves are refused.
   void close() override {
     if (closed_) return;
-    flush();
+    flush(true);
     closed_ = true;
     if (ctx_ != nullptr) redisAsyncDisconnect(ctx_);
   }
@@ -155,7 +168,17 @@ class RedisQuotaStore final : public QuotaStore {
     EncodedPlan p = encodePlan(plan, &taken, &real);
     if (p.empty()) return;
     settles_.push_back({std::move(p), now_ms});
-    queued();
+    if (settles_.size() >= kMaxBatch) {
+      queued();
+    } else {
+      armSettleTimer();
+    }
+  }
+  void armSettleTimer() {
+    if (uv_is_active(reinterpret_cast<uv_handle_t*>(settle_timer_))) return;
+    uv_timer_start(
+        settle_timer_, [](uv_timer_t* t) { static_cast<RedisQuotaStore*>(t->data)->queued(); },
+        kSettleDelayMs, 0);
   }
 
   void refill(const std::string& key, const BucketSpec& spec, int64_t amount, int64_t now_ms,
@@ -168,13 +191,13 @@ class RedisQuotaStore final : public QuotaStore {
   }
 
   void list(ListDone done) override {
-    flush();
+    flush(true);
     call(kListScript, {}, {cfg_.redis_prefix + "index"},
          [this, done = std::move(done)](redisReply* r, const std::string& error) {
            if (!error.empty()) return done(Status(EIO, error));
            std::vector<BucketRow> rows;
            std::string hash_prefix = cfg_.redis_prefix + "b:";
-           for (size_t i = 0; i + 5 < r->elements; i += 6) {
+           for (size_t i = 0; i + 6 < r->elements; i += 7) {
              auto s = [&](size_t k) {
                redisReply* e = r->element[i + k];
                return e->type == REDIS_REPLY_STRING ? std::string(e->str, e->len) : std::string();
@@ -182,7 +205,7 @@ class RedisQuotaStore final : public QuotaStore {
              auto n = [&](size_t k) { return std::strtoll(s(k).c_str(), nullptr, 10); };
              std::string key = s(0);
              if (key.rfind(hash_prefix, 0) == 0) key = key.substr(hash_prefix.size());
-             rows.push_back({key, s(1), BucketState{n(2), n(3), n(4), n(5)}});
+             rows.push_back({key, s(1), BucketState{n(2), n(3), n(4), n(5), n(6)}});
            }
            done(std::move(rows));
          });
@@ -281,11 +304,13 @@ class RedisQuotaStore final : public QuotaStore {
     }
   }
 
-  void flush() {
+  void flush(bool force = false) {
     if (idle_active_) {
       uv_idle_stop(idle_);
       idle_active_ = false;
     }
+    if (batches_in_flight_ > 0 && !force && !closed_) return;  // the reply's callback requeues
+    uv_timer_stop(settle_timer_);                              // every queued settle goes now
     if (closed_) {
       for (PendingReserve& r : std::exchange(reserves_, {})) {
         r.done(Status(ECANCELED, "the quota store is closing"));
@@ -313,8 +338,15 @@ class RedisQuotaStore final : public QuotaStore {
       argv.reserve(2 + b.specs.size() + b.args.size());
       for (std::string& x : b.specs) argv.push_back(std::move(x));
       for (std::string& x : b.args) argv.push_back(std::move(x));
+      ++batches_in_flight_;
       call(kBatchScript, std::move(b.keys), std::move(argv),
-           [waiting, by_idx = std::move(by_idx)](redisReply* r, const std::string& error) {
+           [this, waiting, by_idx = std::move(by_idx)](redisReply* r, const std::string& error) {
+             --batches_in_flight_;
+             if (!reserves_.empty() || settles_.size() >= kMaxBatch) {
+               queued();
+             } else if (!settles_.empty()) {
+               armSettleTimer();
+             }
              size_t pos = 0;
              for (PendingReserve& w : *waiting) {
                if (!error.empty()) {
@@ -324,6 +356,7 @@ class RedisQuotaStore final : public QuotaStore {
                }
              }
            });
+      if (!force) break;  // the rest rides in the next call, sent when this one is answered
     }
   }
 
@@ -345,16 +378,18 @@ class RedisQuotaStore final : public QuotaStore {
     auto first = at(p++);
     if (!first) return bad();
     if (*first == 0) {
-      if (p + 3 > r->elements) return bad();
+      if (p + 4 > r->elements) return bad();
       out.rejected = name(at(p));
       out.rejected_level = at(p + 1).value_or(0);
       out.rejected_need = at(p + 2).value_or(0);
-      *pos = p + 3;
+      int64_t debt = at(p + 3).value_or(0);
+      *pos = p + 4;
       for (const EncodedCharge& c : plan) {
         for (const EncodedLink& l : c.links) {
           if (l.key != out.rejected) continue;
           BucketState st;
           st.level = out.rejected_level;  // the carried fraction is not returned: round up
+          st.debt = debt;
           out.retry_after_s = secondsUntil(l.spec, st, out.rejected_need);
         }
       }
@@ -382,7 +417,7 @@ class RedisQuotaStore final : public QuotaStore {
 
   void admin(const std::string& key, const BucketSpec& spec, const char* op, int64_t value,
              int64_t now_ms, StatusDone done) {
-    flush();  // queued reserves and settles first: the server sees calls in order
+    flush(true);  // queued reserves and settles first: the server sees calls in order
     std::vector<std::string> args = prelude(now_ms);
     args.push_back(num(spec.capacity));
     args.push_back(num(spec.refill_amount));
@@ -516,6 +551,8 @@ class RedisQuotaStore final : public QuotaStore {
   bool closed_ = false;
   std::string sha_[kScripts];
   uv_idle_t* idle_ = nullptr;
+  uv_timer_t* settle_timer_ = nullptr;  // a settle waiting for a reserve batch to ride with
+  int batches_in_flight_ = 0;
   bool idle_active_ = false;
   std::vector<PendingReserve> reserves_;
   std::vector<PendingSettle> settles_;

@@ -6,9 +6,9 @@
 // changes; reservations persisted while their requests were in flight stay charged at their worst
 // case (never refunded by a settle that did not happen): restart errs on the side of the budget.
 //
-// Table (version 1):
+// Table (version 2; version 1 had no debt column, added on open):
 //   quota_buckets(key TEXT PRIMARY KEY, spec TEXT, level INTEGER, refill_rem INTEGER,
-//                 updated_ms INTEGER, capacity_set INTEGER)
+//                 updated_ms INTEGER, capacity_set INTEGER, debt INTEGER)
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -35,19 +35,30 @@ class SqliteQuotaStore final : public MemoryQuotaStore {
                                   "CREATE TABLE IF NOT EXISTS quota_buckets(key TEXT PRIMARY KEY, "
                                   "spec TEXT NOT NULL, level INTEGER NOT NULL, refill_rem INTEGER "
                                   "NOT NULL, updated_ms INTEGER NOT NULL, capacity_set INTEGER "
-                                  "NOT NULL) WITHOUT ROWID");
+                                  "NOT NULL, debt INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID");
     if (!st) return st;
+    if (!hasDebtColumn()) {
+      st = logstore::sqlExec(
+          db_, "ALTER TABLE quota_buckets ADD COLUMN debt INTEGER NOT NULL DEFAULT 0");
+      if (!st) return st;
+    }
     SqlStmt q(db_,
-              "SELECT key, spec, level, refill_rem, updated_ms, capacity_set FROM quota_buckets");
+              "SELECT key, spec, level, refill_rem, updated_ms, capacity_set, debt FROM "
+              "quota_buckets");
     if (!q.status()) return q.status();
     int rc;
     while ((rc = q.step()) == SQLITE_ROW) {
-      BucketState b{q.i64(2), q.i64(3), q.i64(4), q.i64(5)};
+      BucketState b{q.i64(2), q.i64(3), q.i64(4), q.i64(5), q.i64(6)};
       ledger_.restore(q.text(0), q.text(1), b);
     }
     if (rc != SQLITE_DONE) return q.stepStatus(rc, "load quota buckets");
     writer_ = std::thread([this] { run(); });
     return Status::ok();
+  }
+
+  bool hasDebtColumn() {
+    SqlStmt q(db_, "SELECT 1 FROM pragma_table_info('quota_buckets') WHERE name = 'debt'");
+    return q.status() && q.step() == SQLITE_ROW;
   }
 
   void reserve(const QuotaPlan& plan, int64_t now_ms, ReserveDone done) override {
@@ -124,13 +135,15 @@ class SqliteQuotaStore final : public MemoryQuotaStore {
     if (st) {
       SqlStmt up(db_,
                  "INSERT INTO quota_buckets(key, spec, level, refill_rem, updated_ms, "
-                 "capacity_set) VALUES(?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET "
+                 "capacity_set, debt) VALUES(?,?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET "
                  "spec=excluded.spec, level=excluded.level, refill_rem=excluded.refill_rem, "
-                 "updated_ms=excluded.updated_ms, capacity_set=excluded.capacity_set");
+                 "updated_ms=excluded.updated_ms, capacity_set=excluded.capacity_set, "
+                 "debt=excluded.debt");
       for (const BucketRow& r : rows) {
         if (!st) break;
         up.bindText(1, r.key).bindText(2, r.spec).bind(3, r.state.level);
         up.bind(4, r.state.refill_rem).bind(5, r.state.updated_ms).bind(6, r.state.capacity_set);
+        up.bind(7, r.state.debt);
         st = up.run("save quota bucket");
         up.reset();
       }

@@ -42,7 +42,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         l.settle(plan, r.taken, real, now);
       }
       const BucketState& st = l.at("fuzz", s, now);
-      if (st.level > s.capacity || st.refill_rem < 0 || st.refill_rem >= s.refill_period_ms) {
+      // A single bucket (no overdraft) never goes below zero; a debt means an empty level.
+      if (st.level > s.capacity || st.level < 0 || st.debt < 0 || (st.debt > 0 && st.level != 0) ||
+          st.refill_rem < 0 || st.refill_rem >= s.refill_period_ms) {
         __builtin_trap();
       }
     }

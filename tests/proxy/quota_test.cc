@@ -1,6 +1,8 @@
 // Quota core: spec parsing, exact refill against a millisecond-stepping model (differential),
 // reservation and settlement over overdraft chains, flag, templates per user / tag / node.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
 
 #include <random>
 
@@ -108,9 +110,11 @@ TEST(QuotaArithmetic, RefillMatchesMillisecondModel) {
       now += dt;
       m.step(dt);
       refillBucket(s, st, now);
-      ASSERT_EQ(st.level, m.level()) << "round " << round << " op " << op;
+      ASSERT_EQ(st.level - st.debt, m.level()) << "round " << round << " op " << op;
+      ASSERT_GE(st.level, 0);
       // Reserve: all or nothing, then settle to a random real amount (may exceed the reservation:
-      // the level may go negative by the shortfall, exactly as the model does).
+      // the model goes negative by the shortfall; the bucket keeps its level at zero and owes
+      // the rest as debt, so level − debt is the model's level).
       int64_t need = rng() % (s.capacity + 1);
       QuotaCharge c;
       c.chain.push_back({"b", &s});
@@ -131,7 +135,9 @@ TEST(QuotaArithmetic, RefillMatchesMillisecondModel) {
       } else {
         m.scaled -= static_cast<__int128>(real - need) * s.refill_period_ms;
       }
-      ASSERT_EQ(st.level, m.level()) << "round " << round << " op " << op;
+      ASSERT_EQ(st.level - st.debt, m.level()) << "round " << round << " op " << op;
+      ASSERT_GE(st.level, 0);
+      ASSERT_TRUE(st.debt == 0 || st.level == 0);
       ASSERT_EQ(st.refill_rem, static_cast<int64_t>(m.scaled - static_cast<__int128>(m.level()) *
                                                                    s.refill_period_ms));
     }
@@ -182,6 +188,55 @@ TEST(QuotaArithmetic, RefillWithFakeClockAndRetryAfter) {
   r = l.reserve(plan, now);
   EXPECT_FALSE(r.allowed);
   EXPECT_FALSE(r.retry_after_s);
+}
+
+TEST(QuotaLedger, ShortfallBecomesDebtNeverANegativeLevel) {
+  // $1.00/day; a request reserves $0.50 and really costs $1.80 (the estimate was low).
+  BucketSpec s = spec("daily", "$1.00/day");
+  QuotaLedger l;
+  QuotaPlan plan;
+  plan.charges.push_back({{{"daily", &s}}, 500'000'000});
+  ReserveOutcome r = l.reserve(plan, 0);
+  ASSERT_TRUE(r.allowed);
+  QuotaAmounts real;
+  real.nanos = 1'800'000'000;
+  l.settle(plan, r.taken, real, 0);
+  BucketState st = l.at("daily", s, 0);
+  EXPECT_EQ(st.level, 0);           // never below zero for a shortfall
+  EXPECT_EQ(st.debt, 800'000'000);  // $1.80 − $0.50 reserved − the $0.50 that was left
+  plan.charges[0].amount = 0;       // even a free request waits while the bucket owes
+  r = l.reserve(plan, 0);
+  EXPECT_FALSE(r.allowed);
+  ASSERT_TRUE(r.retry_after_s);
+  // $0.80 of debt at $1.00/day: 0.8 days before the level rises at all.
+  EXPECT_EQ(*r.retry_after_s, 69'120);
+  // Refill pays the debt first: after 0.5 days, $0.30 still owed, level 0.
+  st = l.at("daily", s, kDay / 2);
+  EXPECT_EQ(st.level, 0);
+  EXPECT_EQ(st.debt, 300'000'000);
+  // An admin refill of $0.50 pays the $0.30 and leaves $0.20.
+  l.refill("daily", s, 500'000'000, kDay / 2);
+  st = l.at("daily", s, kDay / 2);
+  EXPECT_EQ(st.debt, 0);
+  EXPECT_EQ(st.level, 200'000'000);
+  EXPECT_TRUE(l.reserve(plan, kDay / 2).allowed);
+  // A refund pays debt first too: reserve $0.20, another request's shortfall leaves debt, then
+  // the first settles at $0 and its $0.20 goes to the debt.
+  plan.charges[0].amount = 200'000'000;
+  ReserveOutcome a = l.reserve(plan, kDay / 2);
+  ASSERT_TRUE(a.allowed);
+  plan.charges[0].amount = 0;
+  ReserveOutcome b = l.reserve(plan, kDay / 2);
+  ASSERT_TRUE(b.allowed);
+  real.nanos = 100'000'000;
+  l.settle(plan, b.taken, real, kDay / 2);  // reserved 0, cost $0.10: level 0, owes $0.10
+  EXPECT_EQ(l.at("daily", s, kDay / 2).debt, 100'000'000);
+  real.nanos = 0;
+  plan.charges[0].amount = 200'000'000;
+  l.settle(plan, a.taken, real, kDay / 2);
+  st = l.at("daily", s, kDay / 2);
+  EXPECT_EQ(st.debt, 0);
+  EXPECT_EQ(st.level, 100'000'000);
 }
 
 TEST(QuotaLedger, AllOrNothingAcrossBuckets) {
@@ -352,6 +407,64 @@ TEST(MemoryQuotaStoreTest, AnswersSynchronously) {
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].spec, "r");
   EXPECT_EQ(rows[0].state.level, 0);
+}
+
+// A debt survives a restart of the SQLite store, and a table written before the debt column
+// existed (version 1) is upgraded in place with its levels kept.
+TEST(QuotaSqliteStore, DebtSurvivesRestartAndVersion1TablesUpgrade) {
+  std::string path = "/tmp/gatehouse-quota-test-" + std::to_string(getpid()) + ".db";
+  std::remove(path.c_str());
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "CREATE TABLE quota_buckets(key TEXT PRIMARY KEY, spec TEXT NOT NULL, "
+                           "level INTEGER NOT NULL, refill_rem INTEGER NOT NULL, updated_ms "
+                           "INTEGER NOT NULL, capacity_set INTEGER NOT NULL) WITHOUT ROWID; "
+                           "INSERT INTO quota_buckets VALUES('old', 'daily', 123, 0, 0, 0);",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  BucketSpec s = spec("daily", "$1.00/day");
+  QuotaPlan plan;
+  plan.charges.push_back({{{"new", &s}}, 500'000'000});
+  auto list = [](QuotaStore& st) {
+    std::map<std::string, BucketState> out;
+    st.list([&](Result<std::vector<BucketRow>> rows) {
+      ASSERT_TRUE(rows.isOk());
+      for (BucketRow& r : rows.value()) out[r.key] = r.state;
+    });
+    return out;
+  };
+  {
+    auto st = openSqliteQuotaStore(path, 10);
+    ASSERT_TRUE(st.isOk()) << st.status().message();
+    EXPECT_EQ(list(*st.value())["old"].level, 123);
+    bool allowed = false;
+    QuotaTaken taken;
+    st.value()->reserve(plan, 0, [&](Result<ReserveOutcome> o) {
+      ASSERT_TRUE(o.isOk());
+      allowed = o->allowed;
+      taken = o->taken;
+    });
+    ASSERT_TRUE(allowed);
+    QuotaAmounts real;
+    real.nanos = 1'800'000'000;
+    st.value()->settle(plan, taken, real, 0);
+    st.value()->close();
+  }
+  auto st = openSqliteQuotaStore(path, 10);
+  ASSERT_TRUE(st.isOk()) << st.status().message();
+  auto rows = list(*st.value());
+  EXPECT_EQ(rows["old"].level, 123);
+  EXPECT_EQ(rows["new"].level, 0);
+  EXPECT_EQ(rows["new"].debt, 800'000'000);
+  st.value()->close();
+  st.value().reset();
+  std::remove(path.c_str());
+  std::remove((path + "-wal").c_str());
+  std::remove((path + "-shm").c_str());
 }
 
 }  // namespace

@@ -81,8 +81,8 @@ TEST_F(RedisStoreTest, MatchesLedgerOnRandomOperations) {
   auto pick = [&](int64_t lo, int64_t hi) {
     return lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo + 1));
   };
-  // Six buckets: a chain a → b → c (c may go negative), a flag bucket, two plain ones with huge
-  // capacities and month-long periods.
+  // Six buckets: a chain a → b → c (c may go negative by an overdraft, and owe debt), a flag
+  // bucket, two plain ones with huge capacities and month-long periods.
   std::vector<BucketSpec> specs(6);
   const char* names[] = {"a", "b", "c", "f", "big", "rpm"};
   for (size_t i = 0; i < specs.size(); ++i) {

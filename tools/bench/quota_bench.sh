@@ -137,6 +137,16 @@ for cfg in sqlite redis; do
   n=$(curl -s "http://127.0.0.1:${PORT[$cfg]}/api/quotas" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["buckets"]))' 2>/dev/null || echo "?")
   say "$cfg: GET /api/quotas lists $n buckets; quota lines in its log: $(grep -c 'quota ' "$TMP/$cfg/gateway.log" || true)"
 done
+# How many script calls the Redis store made for how many requests (batching), and what one
+# call costs inside redis-server.
+redis_requests=$(python3 -c 'import json,sys; print(sum(json.loads(l)["requests"] for l in open(sys.argv[1]) if json.loads(l)["config"] == "redis"))' "$TMP/rows.jsonl")
+if command -v redis-cli >/dev/null; then
+  redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r' |
+    sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),usec=[0-9]*,usec_per_call=\([0-9.]*\).*/\1 \2/p' |
+    while read -r calls per; do
+      say "redis: $calls EVALSHA calls for $redis_requests requests (+ probes): $(python3 -c "print(f'{$calls / max(1, $redis_requests):.2f}')") per request, ${per} us each in redis-server"
+    done
+fi
 
 python3 - "$TMP/rows.jsonl" <<'EOF'
 import json, statistics, sys
