@@ -10,16 +10,17 @@
 // Storage: bucket KEY is a hash at PREFIX .. "b:" .. KEY with fields level, rem, upd, cap, debt,
 // spec; the set PREFIX .. "index" lists every KEY (for GET /api/quotas).
 //
-// Arguments (all numbers as decimal strings). Reserves and settles travel in batches (the store
-// sends what one loop turn produced in one call): the settles first, then the reserves, each
-// plan in order, exactly as QuotaLedger would process the same calls one by one.
-//   batch    KEYS = bucket hashes; ARGV = 0, index, then per key: capacity, refill_amount,
-//            period_ms, on_exceed (0 reject, 1 overdraft, 2 flag), spec name; then nsettles,
-//            settle plans, nreserves, reserve plans. A plan: now, nchains, then per chain:
-//            amount (settle: the real amount), nlinks, then per link its key index (settle: and
-//            the amount that bucket gave).
-//            → per reserve plan, concatenated: {1, nflagged, keyidx..., noverdrawn, keyidx...,
-//              taken per link in order} | {0, keyidx, level, need, debt}
+// Arguments (numbers as decimal strings, except inside the batch's MessagePack array).
+// Reserves and settles travel in batches (redis_store.cc): the settles first, then the
+// reserves, each plan in order, exactly as QuotaLedger would process the same calls one by one.
+//   batch    KEYS = bucket hashes; ARGV = 0, index, and one MessagePack array (numbers arrive
+//            as numbers: Lua's string-to-number conversion was most of the script's cost) of:
+//            per key: capacity, refill_amount, period_ms, on_exceed (0 reject, 1 overdraft,
+//            2 flag), spec name; then nsettles, settle plans, nreserves, reserve plans.
+//            A plan: now, nchains, then per chain: amount (settle: the real amount), nlinks,
+//            then per link its key index (settle: and the amount that bucket gave).
+//            → per reserve plan, concatenated: {1, nflagged, keyidx..., noverdrawn,
+//              keyidx..., taken per link in order} | {0, keyidx, level, need, debt}
 //   admin    KEYS[1]; ARGV = now, index, capacity, refill_amount, period_ms, spec,
 //            op ("refill" | "capacity"), value → level
 //   list     ARGV = index → flat {hash key, spec, level, rem, upd, cap, debt, ...}

@@ -29,6 +29,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <utility>
 
 #include "proxy/quota/redis_scripts.h"
@@ -275,31 +276,32 @@ class RedisQuotaStore final : public QuotaStore {
   }
 
   // KEYS: one per distinct bucket of the batch; ARGV: 0 (each plan has its own time), index,
-  // then the settles and the reserves, each group counted (redis_scripts.h).
+  // then one MessagePack array: the specs per key, the settles and the reserves, each group
+  // counted (redis_scripts.h).
   struct Batch {
     std::vector<std::string> keys;
-    std::vector<std::string> specs;  // 5 per key, in key order
-    std::vector<std::string> args;   // the plans
+    nlohmann::json specs = nlohmann::json::array();  // 5 per key, in key order
+    nlohmann::json args = nlohmann::json::array();   // the plans
     std::map<std::string, size_t> idx;
   };
   void appendPlan(Batch& b, const EncodedPlan& plan, int64_t now_ms, bool with_taken) {
-    b.args.push_back(num(now_ms));
-    b.args.push_back(num(static_cast<int64_t>(plan.size())));
+    b.args.push_back(now_ms);
+    b.args.push_back(plan.size());
     for (const EncodedCharge& c : plan) {
-      b.args.push_back(num(c.amount));
-      b.args.push_back(num(static_cast<int64_t>(c.links.size())));
+      b.args.push_back(c.amount);
+      b.args.push_back(c.links.size());
       for (const EncodedLink& l : c.links) {
         auto [it, fresh] = b.idx.emplace(l.key, b.keys.size() + 1);
         if (fresh) {
           b.keys.push_back(cfg_.redis_prefix + "b:" + l.key);
-          b.specs.push_back(num(l.spec.capacity));
-          b.specs.push_back(num(l.spec.refill_amount));
-          b.specs.push_back(num(l.spec.refill_period_ms));
-          b.specs.push_back(num(static_cast<int64_t>(l.spec.on_exceed)));
+          b.specs.push_back(l.spec.capacity);
+          b.specs.push_back(l.spec.refill_amount);
+          b.specs.push_back(l.spec.refill_period_ms);
+          b.specs.push_back(static_cast<int>(l.spec.on_exceed));
           b.specs.push_back(l.spec.name);
         }
-        b.args.push_back(num(static_cast<int64_t>(it->second)));
-        if (with_taken) b.args.push_back(num(l.taken));
+        b.args.push_back(it->second);
+        if (with_taken) b.args.push_back(l.taken);
       }
     }
   }
@@ -321,11 +323,11 @@ class RedisQuotaStore final : public QuotaStore {
     while (!settles_.empty() || !reserves_.empty()) {
       Batch b;
       size_t ns = std::min(settles_.size(), kMaxBatch);
-      b.args.push_back(num(static_cast<int64_t>(ns)));
+      b.args.push_back(ns);
       for (size_t i = 0; i < ns; ++i) appendPlan(b, settles_[i].plan, settles_[i].now_ms, true);
       settles_.erase(settles_.begin(), settles_.begin() + static_cast<ptrdiff_t>(ns));
       size_t nr = std::min(reserves_.size(), kMaxBatch);
-      b.args.push_back(num(static_cast<int64_t>(nr)));
+      b.args.push_back(nr);
       auto waiting = std::make_shared<std::vector<PendingReserve>>();
       for (size_t i = 0; i < nr; ++i) {
         appendPlan(b, reserves_[i].plan, reserves_[i].now_ms, false);
@@ -334,10 +336,13 @@ class RedisQuotaStore final : public QuotaStore {
       reserves_.erase(reserves_.begin(), reserves_.begin() + static_cast<ptrdiff_t>(nr));
       std::vector<std::string> by_idx(b.keys.size());
       for (const auto& [key, i] : b.idx) by_idx[i - 1] = key;
-      std::vector<std::string> argv = {"0", cfg_.redis_prefix + "index"};
-      argv.reserve(2 + b.specs.size() + b.args.size());
-      for (std::string& x : b.specs) argv.push_back(std::move(x));
-      for (std::string& x : b.args) argv.push_back(std::move(x));
+      auto& all = b.specs.get_ref<nlohmann::json::array_t&>();
+      for (nlohmann::json& x : b.args.get_ref<nlohmann::json::array_t&>()) {
+        all.push_back(std::move(x));
+      }
+      std::string packed;
+      nlohmann::json::to_msgpack(b.specs, packed);
+      std::vector<std::string> argv = {"0", cfg_.redis_prefix + "index", std::move(packed)};
       ++batches_in_flight_;
       call(kBatchScript, std::move(b.keys), std::move(argv),
            [this, waiting, by_idx = std::move(by_idx)](redisReply* r, const std::string& error) {
