@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "cmd/commands.h"
+#include "cmd/stop_signals.h"
 #include "control/server.h"
 #include "wg/crypto/aead.h"
 #include "wg/crypto/x25519.h"
@@ -102,23 +103,10 @@ int runControl(const ControlFlags& f) {
               server->port(), wg::keyToBase64(key.pub).c_str());
   std::fflush(stdout);
 
-  struct Stop {
-    uv_signal_t sigint, sigterm;
-    control::Server* server;
-  } stop{{}, {}, server.get()};
-  auto onStop = [](uv_signal_t* s, int signum) {
-    auto* st = static_cast<Stop*>(s->data);
+  StopSignals stop(&loop, [srv = server.get()](int signum) {
     logLine("control: signal " + std::to_string(signum) + ", shutting down");
-    st->server->stop();
-    uv_close(reinterpret_cast<uv_handle_t*>(&st->sigint), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t*>(&st->sigterm), nullptr);
-  };
-  for (uv_signal_t* s : {&stop.sigint, &stop.sigterm}) {
-    uv_signal_init(&loop, s);
-    s->data = &stop;
-  }
-  uv_signal_start(&stop.sigint, onStop, SIGINT);
-  uv_signal_start(&stop.sigterm, onStop, SIGTERM);
+    srv->stop();
+  });
   uv_run(&loop, UV_RUN_DEFAULT);
   server.reset();
   uv_run(&loop, UV_RUN_DEFAULT);

@@ -17,6 +17,7 @@
 #include "proxy/gateway/admin_api.h"
 #include "proxy/http/http1.h"
 #include "proxy/logstore/log_query.h"
+#include "proxy/upstream/target.h"
 
 namespace gatehouse::cmd {
 namespace {
@@ -30,37 +31,19 @@ struct Url {
   std::string host, port, host_header;
 };
 
+// The gateway's address, parsed as the gateway parses a local provider's base URL.
 bool parseUrl(const std::string& url, Url* out, std::string* error) {
-  const std::string scheme = "http://";
-  if (url.rfind(scheme, 0) != 0) {
+  auto parsed = proxy::parseUpstreamUrl(url, /*local=*/true);
+  if (!parsed || parsed->target.tls) {
     *error = "--gateway " + url +
              ": want http://HOST[:PORT] (the tunnel already encrypts; the gateway serves plain "
              "HTTP on its mesh address)";
+    if (!parsed) *error += ": " + parsed.status().message();
     return false;
   }
-  std::string hp = url.substr(scheme.size());
-  hp = hp.substr(0, hp.find('/'));
-  out->host_header = hp;
-  size_t colon = hp.rfind(':');
-  if (!hp.empty() && hp[0] == '[') {  // [v6]:port
-    size_t close = hp.find(']');
-    if (close == std::string::npos) {
-      *error = "--gateway " + url + ": unterminated [IPv6 address]";
-      return false;
-    }
-    out->host = hp.substr(1, close - 1);
-    out->port = close + 1 < hp.size() && hp[close + 1] == ':' ? hp.substr(close + 2) : "80";
-  } else if (colon != std::string::npos) {
-    out->host = hp.substr(0, colon);
-    out->port = hp.substr(colon + 1);
-  } else {
-    out->host = hp;
-    out->port = "80";
-  }
-  if (out->host.empty() || out->port.empty()) {
-    *error = "--gateway " + url + ": want http://HOST[:PORT]";
-    return false;
-  }
+  out->host = parsed->target.host;
+  out->port = std::to_string(parsed->target.port);
+  out->host_header = parsed->target.authority();
   return true;
 }
 

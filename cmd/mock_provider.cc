@@ -14,6 +14,7 @@
 #include <string>
 
 #include "cmd/commands.h"
+#include "cmd/stop_signals.h"
 
 namespace gatehouse::cmd {
 namespace {
@@ -58,22 +59,7 @@ int runMock(const MockFlags& f) {
   std::printf("mock-provider: listening on http://%s:%u\n", o.host.c_str(), provider->port());
   std::fflush(stdout);
 
-  struct Stop {
-    uv_signal_t sigint, sigterm;
-    proxy::mock::MockProvider* provider;
-  } stop{{}, {}, provider.get()};
-  auto onStop = [](uv_signal_t* s, int) {
-    auto* st = static_cast<Stop*>(s->data);
-    st->provider->close();
-    uv_close(reinterpret_cast<uv_handle_t*>(&st->sigint), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t*>(&st->sigterm), nullptr);
-  };
-  for (uv_signal_t* s : {&stop.sigint, &stop.sigterm}) {
-    uv_signal_init(&loop, s);
-    s->data = &stop;
-  }
-  uv_signal_start(&stop.sigint, onStop, SIGINT);
-  uv_signal_start(&stop.sigterm, onStop, SIGTERM);
+  StopSignals stop(&loop, [p = provider.get()](int) { p->close(); });
   uv_run(&loop, UV_RUN_DEFAULT);
   std::fprintf(stderr, "mock-provider: stopped after %llu requests\n",
                static_cast<unsigned long long>(provider->requests()));
