@@ -93,9 +93,22 @@ void ChatStreamGuard::onEvent(const http::SseEvent& e, std::string_view raw, std
   }
   for (const Key& key : done) complete(key, out);
   const json& first = *parts[0].choice;
-  if (parts.size() == 1 && choices.size() == 1 && quiet(member(first, "delta")) &&
-      member(first, "finish_reason").is_null()) {
+  if (parts.size() == 1 && choices.size() == 1 && quiet(member(first, "delta"))) {
     hold(parts[0].key, j, std::string(raw));
+    if (member(first, "finish_reason").is_string()) {
+      // The call and its choice end in this chunk: released as it came, or replaced and then
+      // the finish_reason in a chunk of its own.
+      size_t before = blocked_.size();
+      complete(parts[0].key, out);
+      if (blocked_.size() > before) {
+        json finish = envelopeOf(j);
+        json choice = first;
+        choice["delta"] = json::object();
+        if (choice.contains("logprobs")) choice["logprobs"] = nullptr;
+        finish["choices"] = json::array({std::move(choice)});
+        pass(finish, "", true, out);
+      }
+    }
   } else {
     // Mixed: each call's delta is held as a chunk of its own; the rest leaves now.
     for (const Part& p : parts) {

@@ -24,8 +24,8 @@
 //     finish_reason "tool_calls"                   "stop" when every call of the choice was
 //                                                   blocked; released calls after a blocked one
 //                                                   are renumbered so the SDK sees no index gap
-// A chunk that mixes tool-call deltas with anything else (content, finish_reason, a second call)
-// is split: the tool part is held as a chunk of its own, the rest leaves now.
+// A chunk that mixes tool-call deltas with anything else (content, a second call or choice) is
+// split: each call's part is held as a chunk of its own, the rest leaves now (re-serialized).
 //
 // ResponsesStreamGuard (Responses, §4.3: `event: response.*`)
 //     events of function_call, custom_tool_call,   held from response.output_item.added to

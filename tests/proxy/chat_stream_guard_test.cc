@@ -236,6 +236,12 @@ TEST(ChatStreamGuard, ToolCallAndFinishInOneChunk) {
   EXPECT_EQ(m.role, "assistant");
   EXPECT_EQ(m.finish_reason, "stop");
   EXPECT_NE(m.content.find("rm-rf-root"), std::string::npos);
+  for (const json& c : m.chunks) EXPECT_EQ(c["model"], "gpt-5");
+  // The same shape with a harmless call: as it came.
+  std::string harmless = in;
+  harmless.replace(harmless.find("rm -rf ~"), 8, "ls -la ~");
+  ChatStreamGuard h(Guardrails::builtin());
+  EXPECT_EQ(feedAll(h, harmless, 3), harmless);
 }
 
 TEST(ChatStreamGuard, SecondChoiceIsGuardedApart) {
