@@ -163,7 +163,7 @@ void ChatStreamGuard::hold(const Key& key, const json& chunk, std::string raw) {
   segments_.push_back({key, std::move(raw), chunk});
 }
 
-void ChatStreamGuard::complete(const Key& key, std::string& out) {
+void ChatStreamGuard::complete(Key key, std::string& out) {
   auto it = calls_.find(key);
   if (it == calls_.end()) return;
   Call c = std::move(it->second);

@@ -63,7 +63,8 @@ void ResponsesStreamGuard::onEvent(const http::SseEvent& e, std::string_view raw
     if (held_bytes_ > max_held_bytes_) {
       giveUp(out);  // too big to judge: never stall, hand it over as it came
     } else if (type == "response.output_item.done") {
-      complete(index, member(held_.back().second.data, "item"), out);
+      json item = member(held_.back().second.data, "item");  // complete() moves the events
+      complete(index, item, out);
     }
     return;
   }

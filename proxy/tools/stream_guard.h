@@ -170,8 +170,7 @@ class ChatStreamGuard : public StreamGuard {
   std::string releaseHeld() override;
   bool dropHeld() override;
   void hold(const Key& key, const nlohmann::ordered_json& chunk, std::string raw);
-  void complete(const Key& key, std::string& out);
-  void completeChoice(int64_t choice, std::string& out);
+  void complete(Key key, std::string& out);  // by value: callers pass keys of calls_
   // `chunk` (no tool call in it) leaves: a finish_reason completes its choice's calls first.
   void pass(nlohmann::ordered_json& chunk, std::string_view raw, bool rewritten, std::string& out);
 
