@@ -244,6 +244,17 @@ TEST(ChatStreamGuard, ToolCallAndFinishInOneChunk) {
   EXPECT_EQ(feedAll(h, harmless, 3), harmless);
 }
 
+TEST(ChatStreamGuard, DoneCompletesCallsWithoutFinishReason) {
+  // Some servers end with [DONE] and no finish_reason: the held calls are judged there.
+  std::string in = stream({"rm -rf /", "ls", "rm -rf ~"}, false) + "data: [DONE]\n\n";
+  ChatStreamGuard g(Guardrails::builtin());
+  Assembled m = assemble(feedAll(g, in, 7));
+  EXPECT_TRUE(m.done);
+  ASSERT_EQ(m.tool_calls.size(), 1u);
+  EXPECT_EQ(m.tool_calls[0]["id"], "call_1");
+  EXPECT_EQ(g.blocked().size(), 2u);
+}
+
 TEST(ChatStreamGuard, SecondChoiceIsGuardedApart) {
   std::string in =
       chunk({{"role", "assistant"}, {"content", "a"}}, nullptr, 0) +
