@@ -147,6 +147,10 @@ class Exchange final : public UpstreamConnection::Callbacks {
   void finish(bool reusable, bool close_client);
   void record(const std::string& error);
   void endChunked();  // flushes the guard, then the last chunk
+  // Non-streamed guarded responses: the head and body wait for the body's end (a rewrite changes
+  // Content-Length). sendHeld() forwards them as they came; guardHeld() evaluates them first.
+  void sendHeld();
+  void guardHeld();
   ApiKind apiKind() const;
 
   Gateway::Connection& client_;
@@ -175,8 +179,12 @@ class Exchange final : public UpstreamConnection::Callbacks {
   bool sse_ = false;
   std::unique_ptr<http::SseParser> sse_parser_;
   std::unique_ptr<UsageTap> tap_;
-  std::unique_ptr<tools::ToolTap> tool_tap_;            // null when logging.tool_calls is off
-  std::unique_ptr<tools::AnthropicStreamGuard> guard_;  // streamed Anthropic with guardrails
+  std::unique_ptr<tools::ToolTap> tool_tap_;   // null when logging.tool_calls is off
+  std::unique_ptr<tools::StreamGuard> guard_;  // streamed responses with guardrails
+  bool holding_json_ = false;                  // a JSON response waits for guardHeld()
+  std::string held_reason_;
+  std::string held_body_;
+  std::vector<tools::BlockedCall> json_blocked_;
   std::string logged_response_;
   bool response_truncated_ = false;
   bool done_ = false;

@@ -5,11 +5,20 @@
 #include "proxy/gateway/connection.h"
 #include "proxy/gateway/records.h"
 #include "proxy/gateway/tool_records.h"
+#include "proxy/tools/json_guard.h"
 
 namespace gatehouse::proxy {
 namespace {
 
 constexpr size_t kPauseClientBytes = 1 << 20;  // pause the upstream past this much unsent
+// A JSON response larger than this is forwarded unevaluated (counted): holding it whole costs
+// memory and delays it.
+constexpr size_t kMaxGuardedJsonBytes = size_t{16} << 20;
+
+bool guardedRoute(RouteKind kind) {
+  return kind == RouteKind::kAnthropicMessages || kind == RouteKind::kOpenAIChat ||
+         kind == RouteKind::kOpenAIResponses;
+}
 
 }  // namespace
 
@@ -216,6 +225,20 @@ void Exchange::onResponseHead(http::ResponseHead head) {
   }
   out.add("x-gatehouse-request-id", request_id_);
   if (!head_.keepAlive) out.add("Connection", "close");
+  auto ct = head.headers.get("content-type");
+  sse_ = ct && ct->find("text/event-stream") != std::string_view::npos;
+  // Guardrails act on answers that may hold tool calls, read as they came: a compressed body is
+  // left alone. A guard may change lengths: streams must be chunked; a JSON body is held whole.
+  const auto& rules = shared_.config->guardrails;
+  auto encoding = head.headers.get("content-encoding");
+  bool guard = rules && !rules->rules().empty() && status_ == 200 && guardedRoute(route_.kind) &&
+               (!encoding || http::equalsIgnoreCase(*encoding, "identity"));
+  if (guard && sse_ && chunked_) {
+    guard_ = tools::makeStreamGuard(apiKind(), rules);
+  } else if (guard && !sse_ && ct && ct->find("json") != std::string_view::npos &&
+             head_.method != "HEAD") {
+    holding_json_ = true;
+  }
   auto bytes = http::serializeResponseHead(head.status, head.reason, out);
   response_headers_ = std::move(out);
   if (!bytes) {
@@ -225,26 +248,60 @@ void Exchange::onResponseHead(http::ResponseHead head) {
   }
   head_sent_ = true;
   ttfb_ms_ = static_cast<int64_t>(uv_now(gw_.loop()) - start_loop_ms_);
-  client_.write(std::move(bytes.value()));
-  auto ct = head.headers.get("content-type");
-  sse_ = ct && ct->find("text/event-stream") != std::string_view::npos;
+  if (holding_json_) {
+    held_reason_ = std::string(head.reason);  // sent by sendHeld()
+  } else {
+    client_.write(std::move(bytes.value()));
+  }
   tap_ = std::make_unique<UsageTap>(apiKind(), sse_ ? BodyMode::kSse : BodyMode::kJson);
   if (shared_.config->logging.tool_calls) {
     tool_tap_ =
         std::make_unique<tools::ToolTap>(apiKind(), sse_ ? BodyMode::kSse : BodyMode::kJson);
   }
   if (sse_) sse_parser_ = std::make_unique<http::SseParser>();
-  // Guardrails act on streamed Anthropic answers; the guard may change lengths: chunked only.
-  const auto& rules = shared_.config->guardrails;
-  if (sse_ && chunked_ && status_ == 200 && route_.kind == RouteKind::kAnthropicMessages && rules &&
-      !rules->rules().empty()) {
-    guard_ = std::make_unique<tools::AnthropicStreamGuard>(rules);
+}
+
+void Exchange::sendHeld() {
+  if (!holding_json_) return;
+  holding_json_ = false;
+  auto bytes = http::serializeResponseHead(status_, held_reason_, response_headers_);
+  if (!bytes) return;  // checked when held: the same headers serialized then
+  client_.write(std::move(bytes.value()));
+  if (!held_body_.empty()) client_.write(chunked_ ? http::chunk(held_body_) : held_body_);
+  held_body_.clear();
+  held_body_.shrink_to_fit();
+}
+
+void Exchange::guardHeld() {
+  if (!holding_json_) return;
+  json_blocked_ = tools::guardJsonBody(apiKind(), *shared_.config->guardrails, held_body_);
+  if (!json_blocked_.empty()) {
+    gw_.mutableCounters().guard_blocked += json_blocked_.size();
+    // Rewritten: our own length, whatever the upstream's framing was.
+    http::HeaderList out;
+    for (const http::Header& h : response_headers_) {
+      if (http::equalsIgnoreCase(h.name, "content-length") ||
+          http::equalsIgnoreCase(h.name, "transfer-encoding")) {
+        continue;
+      }
+      out.add(h.name, h.value);
+    }
+    out.add("Content-Length", std::to_string(held_body_.size()));
+    response_headers_ = std::move(out);
+    chunked_ = false;
   }
+  sendHeld();
 }
 
 void Exchange::onBody(std::string_view data) {
   if (data.empty()) return;
-  if (guard_) {
+  if (holding_json_) {
+    held_body_.append(data);
+    if (held_body_.size() > kMaxGuardedJsonBytes) {
+      ++gw_.mutableCounters().guard_passthrough;
+      sendHeld();
+    }
+  } else if (guard_) {
     std::string out = guard_->feed(data);
     if (!out.empty()) client_.write(http::chunk(out));
   } else {
@@ -281,6 +338,7 @@ void Exchange::clientDrained() {
 }
 
 void Exchange::endChunked() {
+  sendHeld();  // a response cut short is forwarded as it came, unevaluated
   if (!chunked_) return;
   if (guard_) {
     std::string rest = guard_->finish();
@@ -290,6 +348,7 @@ void Exchange::endChunked() {
 }
 
 void Exchange::onEnd() {
+  guardHeld();
   endChunked();
   bool reusable = upstream_ && parser_.idle();
   record("");
@@ -362,11 +421,14 @@ void Exchange::record(const std::string& error) {
     Cost c = costOfResponse(*shared_.prices, providerOf(apiKind()), model_.model, tr);
     if (c.known) rec.cost_nanodollars = c.nanos;
   }
+  if (guard_) {
+    gw_.mutableCounters().guard_blocked += guard_->blocked().size();
+    if (guard_->passthrough()) ++gw_.mutableCounters().guard_passthrough;
+  }
   if (shared_.config->logging.tool_calls) {
     static const std::vector<tools::ToolCall> kNone;
     addToolRecords(tool_tap_ ? tool_tap_->finish() : kNone, apiKind(), body_, rec,
-                   shared_.config->guardrails.get(),
-                   guard_ ? guard_->blocked() : std::vector<tools::BlockedCall>{});
+                   shared_.config->guardrails.get(), guard_ ? guard_->blocked() : json_blocked_);
   }
   rec.response_headers = toRecordHeaders(std::move(response_headers_));
   if (shared_.config->logging.bodies) {

@@ -83,6 +83,8 @@ struct GatewayCounters {
   std::atomic<uint64_t> quota_overdrafts{0};    // an overdraft target lent
   std::atomic<uint64_t> quota_store_errors{0};  // the store could not answer a reserve
   std::atomic<uint64_t> quota_fail_open{0};     // ... and the request went ahead (fail_open)
+  std::atomic<uint64_t> guard_blocked{0};       // tool calls a guardrail replaced
+  std::atomic<uint64_t> guard_passthrough{0};   // responses forwarded unevaluated (bad, too big)
 };
 
 class Gateway {

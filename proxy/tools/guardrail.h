@@ -1,8 +1,8 @@
 // Guardrail rules over tool calls (issue 6, "Guardrails"): which calls an operator wants flagged
 // or blocked, matched on the call's type, tool name, parsed argv (program, flags and other
 // arguments, path globs) and RE2 patterns over its command or arguments. This is the sans-I/O
-// evaluator and the built-in rule set; it is not wired into the gateway yet (no call is held,
-// rewritten or blocked, and nothing is recorded from it).
+// evaluator and the built-in rule set; stream_guard.h (streams) and json_guard.h (JSON answers)
+// enforce its blocking rules in the gateway, and every match is recorded on the call.
 //
 // A rule matches a call when every condition it sets holds:
 //   types, tools    the call's type / name is one of these

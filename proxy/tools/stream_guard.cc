@@ -1,7 +1,5 @@
 #include "proxy/tools/stream_guard.h"
 
-#include <nlohmann/json.hpp>
-
 #include "proxy/tools/json_access.h"
 
 namespace gatehouse::proxy::tools {
@@ -16,35 +14,48 @@ std::string sseEvent(std::string_view name, const json& data) {
 
 // The text block that stands in for a blocked tool_use at `index`.
 std::string replacement(int64_t index, const BlockedCall& b) {
-  std::string text = "[gatehouse] Blocked the tool call " + b.name + " (" + b.match.command +
-                     "): rule \"" + b.match.rule + "\": " + b.match.message + ".";
   return sseEvent("content_block_start", {{"type", "content_block_start"},
                                           {"index", index},
                                           {"content_block", {{"type", "text"}, {"text", ""}}}}) +
-         sseEvent("content_block_delta", {{"type", "content_block_delta"},
-                                          {"index", index},
-                                          {"delta", {{"type", "text_delta"}, {"text", text}}}}) +
+         sseEvent("content_block_delta",
+                  {{"type", "content_block_delta"},
+                   {"index", index},
+                   {"delta", {{"type", "text_delta"}, {"text", blockedText(b)}}}}) +
          sseEvent("content_block_stop", {{"type", "content_block_stop"}, {"index", index}});
 }
 
 }  // namespace
 
-AnthropicStreamGuard::AnthropicStreamGuard(std::shared_ptr<const Guardrails> rules,
-                                           size_t max_held_bytes)
+std::string blockedText(const BlockedCall& b) {
+  return "[gatehouse] Blocked the tool call " + b.name + " (" + b.match.command + "): rule \"" +
+         b.match.rule + "\": " + b.match.message + ".";
+}
+
+std::optional<BlockedCall> blockingMatch(const Guardrails& rules, ToolCall call, Agent agent) {
+  if (call.args_state == ArgsState::kComplete && call.source != "custom_tool_call" &&
+      !call.arguments.empty() && !json::accept(call.arguments)) {
+    call.args_state = ArgsState::kMalformed;
+  }
+  normalize(call, agent);
+  for (GuardMatch& m : rules.evaluate(call)) {
+    if (m.action == GuardAction::kBlock) return BlockedCall{call.call_id, call.name, std::move(m)};
+  }
+  return std::nullopt;
+}
+
+StreamGuard::StreamGuard(std::shared_ptr<const Guardrails> rules, size_t max_held_bytes)
     : rules_(std::move(rules)), max_held_bytes_(max_held_bytes) {}
 
-std::string AnthropicStreamGuard::feed(std::string_view bytes) {
+std::string StreamGuard::feed(std::string_view bytes) {
   if (passthrough_) return std::string(bytes);
   pending_.append(bytes);
   http::SseFeedResult r = parser_.feed(bytes);
   std::string out;
   if (!r.status.isOk()) {
     // Unreadable stream: hand over what is held and everything after it, unevaluated.
-    passthrough_ = true;
-    out = std::move(held_) + std::move(pending_);
-    held_.clear();
+    giveUp(out);
+    out += std::move(pending_);
     pending_.clear();
-    holding_ = false;
     return out;
   }
   for (const http::SseEvent& e : r.events) {
@@ -61,12 +72,54 @@ std::string AnthropicStreamGuard::feed(std::string_view bytes) {
   return out;
 }
 
-std::string AnthropicStreamGuard::finish() {
-  std::string out = holding_ ? std::string() : std::move(pending_);
+std::string StreamGuard::finish() {
+  // A cut stream: with a call held, the bytes after it (comments, half an event) go with it.
+  std::string out = dropHeld() ? std::string() : std::move(pending_);
   pending_.clear();
-  held_.clear();
-  holding_ = false;
   return out;
+}
+
+void StreamGuard::giveUp(std::string& out) {
+  passthrough_ = true;
+  out += releaseHeld();
+}
+
+std::optional<BlockedCall> StreamGuard::evaluate(ToolCall call, Agent agent) {
+  std::optional<BlockedCall> b = blockingMatch(*rules_, std::move(call), agent);
+  if (b) blocked_.push_back(*b);
+  return b;
+}
+
+std::unique_ptr<StreamGuard> makeStreamGuard(ApiKind kind, std::shared_ptr<const Guardrails> rules,
+                                             size_t max_held_bytes) {
+  switch (kind) {
+    case ApiKind::kAnthropicMessages:
+      return std::make_unique<AnthropicStreamGuard>(std::move(rules), max_held_bytes);
+    case ApiKind::kOpenAiChat:
+      return std::make_unique<ChatStreamGuard>(std::move(rules), max_held_bytes);
+    case ApiKind::kOpenAiResponses:
+      return std::make_unique<ResponsesStreamGuard>(std::move(rules), max_held_bytes);
+    default:
+      return nullptr;
+  }
+}
+
+AnthropicStreamGuard::AnthropicStreamGuard(std::shared_ptr<const Guardrails> rules,
+                                           size_t max_held_bytes)
+    : StreamGuard(std::move(rules), max_held_bytes) {}
+
+std::string AnthropicStreamGuard::releaseHeld() {
+  holding_ = false;
+  std::string out = std::move(held_);
+  held_.clear();
+  return out;
+}
+
+bool AnthropicStreamGuard::dropHeld() {
+  bool held = holding_;
+  holding_ = false;
+  held_.clear();
+  return held;
 }
 
 void AnthropicStreamGuard::onEvent(const http::SseEvent& e, std::string_view raw,
@@ -81,10 +134,7 @@ void AnthropicStreamGuard::onEvent(const http::SseEvent& e, std::string_view raw
       if (str(delta, "type") == "input_json_delta") held_input_ += str(delta, "partial_json");
     }
     if (held_.size() > max_held_bytes_) {
-      passthrough_ = true;  // too big to judge: never stall, hand it over as it came
-      out += std::move(held_);
-      held_.clear();
-      holding_ = false;
+      giveUp(out);  // too big to judge: never stall, hand it over as it came
       return;
     }
     if (type == "content_block_stop" && index == held_index_) completeHeld(out);
@@ -119,20 +169,12 @@ void AnthropicStreamGuard::completeHeld(std::string& out) {
   call.name = held_name_;
   call.source = "tool_use";
   call.arguments = held_input_.empty() ? held_initial_ : held_input_;
-  if (!call.arguments.empty() && !json::accept(call.arguments)) {
-    call.args_state = ArgsState::kMalformed;
+  if (std::optional<BlockedCall> b = evaluate(std::move(call), Agent::kClaudeCode)) {
+    out += replacement(held_index_, *b);
+  } else {
+    ++tool_uses_released_;
+    out += std::move(held_);
   }
-  normalize(call, Agent::kClaudeCode);
-  for (GuardMatch& m : rules_->evaluate(call)) {
-    if (m.action != GuardAction::kBlock) continue;
-    BlockedCall b{call.call_id, call.name, std::move(m)};
-    out += replacement(held_index_, b);
-    blocked_.push_back(std::move(b));
-    held_.clear();
-    return;
-  }
-  ++tool_uses_released_;
-  out += std::move(held_);
   held_.clear();
 }
 

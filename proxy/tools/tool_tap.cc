@@ -33,6 +33,30 @@ Agent agentFor(ApiKind kind) {
   }
 }
 
+// A Responses tool item's identity: call id (an mcp_call has only `id`), name (shell items have
+// none: named after the tool that makes them) and, for MCP, the server. local_shell_call /
+// shell_call arguments are the item's `action` object, as JSON text.
+std::optional<ToolCall> responsesToolCall(const json& item) {
+  std::string type = str(item, "type");
+  if (!isResponsesToolItem(type)) return std::nullopt;
+  ToolCall c;
+  c.source = type;
+  c.call_id = str(item, "call_id");
+  if (c.call_id.empty()) c.call_id = str(item, "id");
+  c.name = str(item, "name");
+  if (c.name.empty() && type == "local_shell_call") c.name = "local_shell";
+  if (c.name.empty() && type == "shell_call") c.name = "shell";
+  if (type == "mcp_call") c.mcp_server = str(item, "server_label");
+  if (type == "function_call" || type == "mcp_call") {
+    c.arguments = str(item, "arguments");
+  } else if (type == "custom_tool_call") {
+    c.arguments = str(item, "input");
+  } else {
+    c.arguments = member(item, "action").dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+  return c;
+}
+
 ToolTap::ToolTap(ApiKind kind, BodyMode mode, ToolTapOptions options)
     : kind_(kind), mode_(mode), options_(options) {}
 
@@ -259,31 +283,22 @@ void ToolTap::chatEvent(std::string_view data) {
   }
 }
 
-// A Responses tool item's identity: call id (an mcp_call has only `id`), name (shell items have
-// none: named after the tool that makes them) and, for MCP, the server.
 ToolTap::Open ToolTap::openFromItem(const json& item) {
   Open o;
-  o.source = str(item, "type");
-  o.call_id = str(item, "call_id");
-  if (o.call_id.empty()) o.call_id = str(item, "id");
-  o.name = str(item, "name");
-  if (o.name.empty() && o.source == "local_shell_call") o.name = "local_shell";
-  if (o.name.empty() && o.source == "shell_call") o.name = "shell";
-  if (o.source == "mcp_call") o.mcp_server = str(item, "server_label");
+  if (std::optional<ToolCall> c = responsesToolCall(item)) {
+    o.call_id = std::move(c->call_id);
+    o.name = std::move(c->name);
+    o.source = std::move(c->source);
+    o.mcp_server = std::move(c->mcp_server);
+  }
   return o;
 }
 
 void ToolTap::responsesItem(const json& item) {
-  std::string type = str(item, "type");
-  if (!isResponsesToolItem(type)) return;
+  std::optional<ToolCall> c = responsesToolCall(item);
+  if (!c) return;
   Open o = openFromItem(item);
-  if (type == "function_call" || type == "mcp_call") {
-    append(o, str(item, "arguments"));
-  } else if (type == "custom_tool_call") {
-    append(o, str(item, "input"));
-  } else {
-    append(o, member(item, "action").dump(-1, ' ', false, json::error_handler_t::replace));
-  }
+  append(o, c->arguments);
   bool truncated = o.oversized;
   complete(std::move(o), truncated);
 }

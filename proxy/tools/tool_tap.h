@@ -37,6 +37,7 @@
 #include <cstdint>
 #include <map>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -63,6 +64,11 @@ struct ToolTapStats {
 
 // The agent whose tool names an API most likely carries (taxonomy lookup order).
 Agent agentFor(ApiKind kind);
+
+// The call a complete Responses output item makes (function_call, custom_tool_call,
+// local_shell_call, shell_call, mcp_call): id, name, source, MCP server and raw arguments, not
+// normalized; nullopt for any other item.
+std::optional<ToolCall> responsesToolCall(const nlohmann::ordered_json& item);
 
 class ToolTap {
  public:

@@ -436,6 +436,7 @@ class Recorder {
       received_at: r.receivedAt,
       finished_at: r.finishedAt,
       interrupted: r.interrupted,
+      response_sha256: r.responseSha256 ?? null,
       closed_at: r.conn.closedAt,
       closed_by: r.conn.closedAt === null ? null : r.conn.closedBy,
     }));
@@ -472,6 +473,7 @@ function trackSocket(sock) {
 function sendJson(ctx, status, obj, extraHeaders = {}) {
   const body = JSON.stringify(obj);
   ctx.rec.status = status;
+  ctx.rec.responseSha256 = createHash('sha256').update(body).digest('hex');
   ctx.res.writeHead(status, {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),
@@ -506,6 +508,7 @@ async function sendStream(ctx, frames, errorFrame) {
   if (paced) res.flushHeaders();
   else res.cork();
   let n = 0;
+  const hash = createHash('sha256');
   let lastWrite = Promise.resolve();
   const abortNow = async () => {
     if (!paced) res.uncork();
@@ -523,6 +526,7 @@ async function sendStream(ctx, frames, errorFrame) {
       return;
     }
     let ok;
+    hash.update(f);
     lastWrite = new Promise((resolve) => { ok = res.write(f, () => resolve()); });
     rec.events = ++n;
     if (paced) {
@@ -540,6 +544,7 @@ async function sendStream(ctx, frames, errorFrame) {
   }
   if (ctx.closed) return;
   if (sc.abortAfter !== null && n >= sc.abortAfter) return abortNow();
+  rec.responseSha256 = hash.digest('hex');
   if (!paced) res.uncork();
   res.end();
 }

@@ -3,6 +3,7 @@
 // Used by the gateway tests (through the tunnel) and by test_mock_selfcheck.sh (against the mock).
 // See README.md beside this file for the options and the output format.
 
+import { createHash } from 'node:crypto';
 import { parseArgs } from 'node:util';
 
 const SCENARIOS = {
@@ -13,7 +14,7 @@ const SCENARIOS = {
 const USAGE = `usage: node sdk_client.mjs --provider anthropic|openai --base-url URL --scenario NAME
          [--api-key KEY] [--anthropic-auth sdk|x-api-key] [--model M] [--prompt TEXT] [--header 'Name: value']...
          [--tools] [--thinking] [--reasoning EFFORT] [--max-tokens N] [--timeout MS]
-         [--abort-after-events N] [--abort-after-ms MS]
+         [--abort-after-events N] [--abort-after-ms MS] [--hash-body]
 scenarios: anthropic: ${SCENARIOS.anthropic.join(', ')}
            openai:    ${SCENARIOS.openai.join(', ')}`;
 
@@ -41,6 +42,7 @@ try {
       timeout: { type: 'string', default: '30000' },
       'abort-after-events': { type: 'string' },
       'abort-after-ms': { type: 'string' },
+      'hash-body': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -76,13 +78,23 @@ function baseUrlFor(p, url) {
   return url.replace(/\/+$/, '');
 }
 
-// Wrap fetch to report the HTTP status, URL and request id of the last response the SDK saw.
-const seen = { url: null, status: null, request_id: null };
+// Wrap fetch to report the HTTP status, URL and request id of the last response the SDK saw
+// (with --hash-body, also the SHA-256 of its body bytes, read from a tee of what the SDK reads).
+const seen = { url: null, status: null, request_id: null, body_sha256: null };
 async function recordingFetch(input, init) {
-  const r = await globalThis.fetch(input, init);
+  let r = await globalThis.fetch(input, init);
   seen.url = typeof input === 'string' ? input : input.url ?? String(input);
   seen.status = r.status;
   seen.request_id = r.headers.get('request-id') ?? r.headers.get('x-request-id');
+  if (args['hash-body'] && r.body) {
+    const [mine, theirs] = r.body.tee();
+    seen.body_sha256 = (async () => {
+      const h = createHash('sha256');
+      for await (const piece of mine) h.update(piece);
+      return h.digest('hex');
+    })().catch(() => null);
+    r = new Response(theirs, { status: r.status, statusText: r.statusText, headers: r.headers });
+  }
   return r;
 }
 
@@ -434,6 +446,7 @@ async function main() {
     out.aborted_at = abortedAt;
   }
   out.http_status = seen.status;
+  if (seen.body_sha256) out.body_sha256 = await seen.body_sha256;
   out.request_id = seen.request_id;
   out.url = seen.url;
   // Exit at once: idle keep-alive sockets would otherwise hold the process for seconds.

@@ -12,8 +12,9 @@
 # right identity (a user and a tagged node), tokens and cost; an identity without a grant gets a
 # provider-shaped 403 and a forged identity header changes nothing; a bad upstream certificate
 # gives 502 with a clear message; a client disconnect mid-stream closes the upstream within 1 s
-# and logs partial usage; a streamed `rm -rf /` tool_use is replaced by an explanation the SDK
-# accepts; the tool calls of the SDK turns are in /api/tools with their argv;
+# and logs partial usage; an `rm -rf /` tool call is replaced by an explanation the SDK accepts
+# (Anthropic, Chat and Responses; streamed and JSON) while a harmless one arrives byte-identical;
+# the tool calls of the SDK turns are in /api/tools with their argv;
 # `kill -9` of the gateway after N requests loses no record.
 # Usage: test_gateway_sdk.sh GATEHOUSE_BIN
 source "$(dirname "$0")/lib.sh"
@@ -217,6 +218,48 @@ sdk_ok "openai responses stream with a function call" alice --provider openai \
 sdk_ok "openai models.list: alice's granted models" alice --provider openai --scenario models \
   -- "sorted(d['models']) == ['claude-sonnet-4-5', 'gpt-5']"
 
+section "guardrails in OpenAI Chat and Responses (streamed and JSON) and Anthropic JSON"
+RM='[[mock:text "Cleaning up."]] [[mock:tool_use shell "rm -rf /"]]'
+HARMLESS='[[mock:text "Checking."]] [[mock:tool_use shell "git diff --stat"]]'
+BLOCKED="d['tool_calls'] == [] and 'rm-rf-root' in d['text'] and '(rm -rf /)' in d['text']"
+for sc in chat-stream chat-stream-raw chat; do
+  sdk_ok "$sc: the rm -rf / call never arrives, the explanation does, finish_reason stop" alice \
+    --provider openai --scenario "$sc" --model gpt-5 --prompt "$RM" \
+    -- "$BLOCKED and d['text'].startswith('Cleaning up.') and d['stop_reason'] == 'stop'"
+done
+sdk_ok "responses stream: finalResponse() has a message where the call was" alice \
+  --provider openai --scenario responses-stream --model gpt-5 --prompt "$RM" \
+  -- "$BLOCKED and d['output_types'] == ['message', 'message'] and d['status'] == 'completed'"
+sdk_ok "responses stream (raw): sequence_number still 0, 1, 2, ... after the rewrite" alice \
+  --provider openai --scenario responses-stream-raw --model gpt-5 --prompt "$RM" \
+  -- "$BLOCKED and d['sequence_ok'] and d['output_types'] == ['message', 'message']"
+sdk_ok "responses JSON: a message item where the call was" alice \
+  --provider openai --scenario responses --model gpt-5 --prompt "$RM" \
+  -- "$BLOCKED and d['output_types'] == ['message', 'message']"
+sdk_ok "anthropic JSON: the tool_use is a text block, stop_reason end_turn" alice \
+  --provider anthropic --scenario messages --model claude-sonnet-4-5 \
+  --prompt 'clean up [[mock:tool_use Bash "rm -rf /"]]' \
+  -- "d['tool_calls'] == [] and d['content_types'] == ['text'] and 'rm-rf-root' in d['text'] and d['stop_reason'] == 'end_turn'"
+# same_bytes DESC ASSERTION ARGS...: the body the SDK read hashes like the one the mock wrote.
+same_bytes() {
+  local desc=$1 expr=$2 out got want
+  shift 2
+  out=$(sdk alice --hash-body "$@" 2>&1) || true
+  got=$(printf '%s' "$out" | tail -n 1 | jq_py "print(d.get('body_sha256') if d.get('ok') and ($expr) else 'bad')" 2>/dev/null)
+  want=$(mock '/__mock/requests?limit=1' | jq_py "print((d['records'] if isinstance(d, dict) else d)[-1]['response_sha256'])")
+  if [ -n "$got" ] && [ "$got" != bad ] && [ "$got" = "$want" ]; then
+    pass "$desc"
+  else
+    fail "$desc (client $got, provider $want)"
+    show_output "$out"
+  fi
+}
+CALL_OK="d['tool_calls'][0]['input'] == {'command': 'git diff --stat'}"
+for sc in chat-stream chat responses-stream responses; do
+  same_bytes "$sc with a harmless call: byte-identical to the provider's body" "$CALL_OK" \
+    --provider openai --scenario "$sc" --model gpt-5 --prompt "$HARMLESS"
+done
+
 section "the provider saw the real key, never the placeholder"
 mock /__mock/requests >"$WORKDIR/mock_requests.json"
 keys_ok=$(jq_py "
@@ -333,15 +376,17 @@ nsx "$NS_CLI" curl -s "http://127.0.0.1:${FWD[alice]}/api/tools?limit=100" >"$WO
 got=$(jq_py "
 calls = d['tool_calls']
 bash = [c for c in calls if c['name'] == 'Bash' and c['command'] == 'ls -la /tmp']
-shell = [c for c in calls if c['name'] == 'shell' and c['source'] == 'function_call']
-rm = [c for c in calls if c['name'] == 'Bash' and c['command'] == 'rm -rf /']
+shell = [c for c in calls if c['name'] == 'shell' and c['source'] == 'function_call' and c['command'] == 'git status']
+rm = [c for c in calls if c['command'] == 'rm -rf /']
+enforced = [{'rule': 'rm-rf-root', 'action': 'block', 'enforced': True}]
 print(len(bash) == 1 and bash[0]['type'] == 'shell' and bash[0]['args_state'] == 'complete'
       and bash[0]['commands'] == [{'argv': ['ls', '-la', '/tmp']}] and bash[0]['guardrail'] == []
       and bash[0]['identity']['user_login'] == 'alice@example.com',
       len(shell) == 1 and shell[0]['commands'] == [{'argv': ['git', 'status']}],
-      len(rm) == 1 and rm[0]['guardrail'] == [{'rule': 'rm-rf-root', 'action': 'block', 'enforced': True}])
+      sorted((c['name'], c['source']) for c in rm) == sorted([('Bash', 'tool_use')] * 2 + [('shell', 'tool_calls')] * 3 + [('shell', 'function_call')] * 3)
+      and all(c['guardrail'] == enforced for c in rm))
 " <"$WORKDIR/tools.json")
-assert_eq "the streamed Bash tool_use and the Responses shell call, typed, with argv; the blocked call" \
+assert_eq "the streamed Bash tool_use and the Responses shell call, typed, with argv; the 8 blocked calls, enforced" \
   "True True True" "$got"
 got=$(nsx "$NS_CLI" curl -s "http://127.0.0.1:${FWD[alice]}/api/tools?command=ls%20-la" |
   jq_py "print(len(d['tool_calls']))")

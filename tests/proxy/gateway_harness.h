@@ -50,6 +50,7 @@ class RunningGateway {
 
   const Status& status() const { return status_; }
   uint16_t port() const { return port_; }
+  Gateway& gateway() { return *gw_; }  // counters are atomics: readable from the test thread
 
  private:
   uv_loop_t loop_{};

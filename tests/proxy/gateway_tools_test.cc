@@ -251,6 +251,60 @@ TEST_F(GatewayToolsTest, StreamedRmRfRootIsReplacedBeforeTheClientSeesIt) {
   EXPECT_EQ(api("/api/tools?guardrail=maybe")["error"]["status"], 400);
 }
 
+// The value of header `name` in a raw response, or "".
+std::string headerOf(const std::string& raw, const std::string& name) {
+  std::string head = raw.substr(0, raw.find("\r\n\r\n") + 2);
+  for (size_t at = 0; (at = head.find("\r\n", at)) != std::string::npos;) {
+    at += 2;
+    size_t colon = head.find(':', at);
+    if (colon == std::string::npos) break;
+    if (http::equalsIgnoreCase(head.substr(at, colon - at), name)) {
+      return head.substr(colon + 2, head.find("\r\n", colon) - colon - 2);
+    }
+  }
+  return "";
+}
+
+TEST_F(GatewayToolsTest, JsonRmRfRootIsReplacedWithItsOwnLength) {
+  start(true);
+  std::string body = R"({"model":"claude-sonnet-4-5","max_tokens":100,)" + kTools +
+                     R"(,"messages":[{"role":"user","content":"bash: rm -rf /"}]})";
+  std::string raw = roundTrip(port_, request("POST", "/v1/messages", body, kHeaders));
+  ASSERT_NE(raw.find("200 OK"), std::string::npos) << raw;
+  std::string json_body = bodyOf(raw);
+  EXPECT_EQ(headerOf(raw, "content-length"), std::to_string(json_body.size())) << raw;
+  EXPECT_EQ(headerOf(raw, "transfer-encoding"), "");
+  nlohmann::json j = nlohmann::json::parse(json_body, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << json_body;
+  EXPECT_EQ(json_body.find("\"tool_use\""), std::string::npos) << json_body;
+  ASSERT_EQ(j["content"].size(), 2u);
+  EXPECT_EQ(j["content"][0]["text"], "mock: running");
+  EXPECT_NE(j["content"][1]["text"].get<std::string>().find("rule \"rm-rf-root\""),
+            std::string::npos);
+  EXPECT_EQ(j["stop_reason"], "end_turn");
+  waitRequests(1);
+  nlohmann::json page = api("/api/tools");
+  ASSERT_EQ(page["tool_calls"].size(), 1u) << page;
+  EXPECT_EQ(page["tool_calls"][0]["guardrail"],
+            nlohmann::json::parse(R"([{"rule":"rm-rf-root","action":"block","enforced":true}])"));
+  EXPECT_EQ(gw_->gateway().counters().guard_blocked.load(), 1u);
+}
+
+TEST_F(GatewayToolsTest, HarmlessJsonIsByteIdentical) {
+  start(true);
+  std::string body = R"({"model":"claude-sonnet-4-5","max_tokens":100,)" + kTools +
+                     R"(,"messages":[{"role":"user","content":"bash: ls -la /tmp"}]})";
+  std::string raw = roundTrip(port_, request("POST", "/v1/messages", body, kHeaders));
+  http::RequestHead head;
+  head.method = "POST";
+  head.target = "/v1/messages";
+  std::string direct = mock::respond(head, body, 1, false);
+  ASSERT_NE(bodyOf(raw).find("\"tool_use\""), std::string::npos) << raw;
+  EXPECT_EQ(bodyOf(raw), bodyOf(direct));
+  EXPECT_EQ(headerOf(raw, "content-length"), headerOf(direct, "content-length"));
+  EXPECT_EQ(gw_->gateway().counters().guard_blocked.load(), 0u);
+}
+
 TEST_F(GatewayToolsTest, GuardrailsCanBeTurnedOff) {
   start(true, R"({"builtin": false})");
   std::string body = R"({"model":"claude-sonnet-4-5","max_tokens":100,"stream":true,)" + kTools +
