@@ -100,6 +100,7 @@ void HttpCall::handle(http::FeedResult<http::ResponseEvent> r) {
   for (auto& ev : r.events) {
     if (auto* h = std::get_if<http::ResponseHead>(&ev)) {
       reply_.status = h->status;
+      keep_alive_ = h->keepAlive;
     } else if (auto* b = std::get_if<http::BodyChunk>(&ev)) {
       if (reply_.body.size() + b->data.size() > max_reply_bytes_) {
         return complete(Status(
@@ -107,7 +108,7 @@ void HttpCall::handle(http::FeedResult<http::ResponseEvent> r) {
       }
       reply_.body.append(b->data);
     } else if (std::get_if<http::MessageEnd>(&ev)) {
-      bool reusable = parser_.idle();
+      bool reusable = keep_alive_ && parser_.idle();
       conn_->setCallbacks(nullptr);
       pool_.release(std::move(conn_), reusable);
       return complete(std::move(reply_));

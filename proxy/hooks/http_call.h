@@ -69,6 +69,7 @@ class HttpCall final : public UpstreamConnection::Callbacks {
   http::ResponseParser parser_;
   HttpReply reply_;
   bool retried_ = false;
+  bool keep_alive_ = false;  // the answer allows reusing the connection
   int64_t timeout_ms_ = 0;
   Status failure_;               // a request that could not be serialized, reported from the timer
   uv_timer_t* timer_ = nullptr;  // freed in its close callback

@@ -50,6 +50,8 @@ class RunningGateway {
 
   const Status& status() const { return status_; }
   uint16_t port() const { return port_; }
+  // Counters only (atomics): the gateway itself belongs to the loop thread.
+  const GatewayCounters& counters() const { return gw_->counters(); }
 
  private:
   uv_loop_t loop_{};

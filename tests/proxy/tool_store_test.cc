@@ -233,7 +233,7 @@ TEST(ToolStoreTest, MigratesAVersionTwoFile) {
   sqlite3_close(db);
   auto store = openStore(s.db());
   ASSERT_TRUE(store);
-  EXPECT_EQ(store->schemaVersion(), 3);
+  EXPECT_EQ(store->schemaVersion(), LogStore::latestSchemaVersion());
   ToolCallRecord c = shellCall("t", "rm -rf /");
   c.guardrail = R"([{"rule":"rm-rf-root","action":"block","enforced":true}])";
   insertAll(*store, {request("r1", kT0, "n1", "a", {c})});
