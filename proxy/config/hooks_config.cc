@@ -8,6 +8,7 @@
 #include "control/hujson.h"
 #include "control/policy.h"
 #include "proxy/config/credentials.h"
+#include "proxy/config/section_checks.h"
 
 namespace gatehouse::proxy {
 namespace {
@@ -21,17 +22,10 @@ const std::vector<std::string> kPreRequestKeys = {"url", "timeout_ms", "body", "
                                                   "headers"};
 const std::vector<std::string> kWebhookKeys = {"url", "secret", "events", "timeout_ms"};
 
-std::string q(std::string_view s) { return "\"" + std::string(s) + "\""; }
-
-std::string joined(const std::vector<std::string>& names) {
-  std::string list;
-  for (const auto& a : names) list += (list.empty() ? "" : ", ") + a;
-  return list;
-}
-
-class HooksLoader {
+class HooksLoader : SectionChecks {
  public:
-  HooksLoader(const HooksParseContext& ctx, HooksConfig* out) : ctx_(ctx), out_(out) {}
+  HooksLoader(const HooksParseContext& ctx, HooksConfig* out)
+      : SectionChecks(ctx.problem, "hooks: "), ctx_(ctx), out_(out) {}
 
   void run(const json& v, const std::string& ptr) {
     if (!v.is_object()) {
@@ -55,45 +49,6 @@ class HooksLoader {
   }
 
  private:
-  void error(const std::string& ptr, std::string message, bool at_key = false) {
-    ctx_.problem(ptr, "hooks: " + message, at_key);
-  }
-
-  void checkKeys(const json& obj, const std::string& ptr, const std::vector<std::string>& allowed,
-                 const std::string& what) {
-    for (const auto& [key, v] : obj.items()) {
-      if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
-      std::string best = control::closestName(key, allowed);
-      error(JsonDoc::child(ptr, key),
-            "unknown " + what + " " + q(key) +
-                (best.empty() ? "" : " (did you mean " + q(best) + "?)") +
-                "; allowed: " + joined(allowed),
-            true);
-    }
-  }
-
-  bool number(const json& obj, const std::string& ptr, const char* key, int64_t min, int64_t max,
-              uint32_t* out) {
-    const json& v = obj[key];
-    if (!v.is_number_integer() || v.get<int64_t>() < min || v.get<int64_t>() > max) {
-      error(JsonDoc::child(ptr, key), q(key) + " must be a whole number from " +
-                                          std::to_string(min) + " to " + std::to_string(max));
-      return false;
-    }
-    *out = static_cast<uint32_t>(v.get<int64_t>());
-    return true;
-  }
-
-  bool string(const json& obj, const std::string& ptr, const char* key, std::string* out) {
-    const json& v = obj[key];
-    if (!v.is_string() || v.get_ref<const std::string&>().empty()) {
-      error(JsonDoc::child(ptr, key), q(key) + " must be a non-empty string");
-      return false;
-    }
-    *out = v.get<std::string>();
-    return true;
-  }
-
   // One of `choices`; the index, or -1 after reporting.
   int choice(const json& obj, const std::string& ptr, const char* key,
              const std::vector<std::string>& choices) {
@@ -101,7 +56,7 @@ class HooksLoader {
     if (!string(obj, ptr, key, &s)) return -1;
     auto it = std::find(choices.begin(), choices.end(), s);
     if (it != choices.end()) return static_cast<int>(it - choices.begin());
-    error(JsonDoc::child(ptr, key), q(key) + " must be one of " + joined(choices));
+    error(JsonDoc::child(ptr, key), quoted(key) + " must be one of " + joined(choices));
     return -1;
   }
 
@@ -156,14 +111,14 @@ class HooksLoader {
     for (const auto& [name, value] : h.items()) {
       std::string hp = JsonDoc::child(ptr, name);
       if (!validHeaderName(name)) {
-        error(hp, "pre_request: " + q(name) + " is not a valid header name", true);
+        error(hp, "pre_request: " + quoted(name) + " is not a valid header name", true);
       } else if (isHopByHopHeader(name) || ::strcasecmp(name.c_str(), "host") == 0 ||
                  ::strcasecmp(name.c_str(), "content-length") == 0 ||
                  ::strcasecmp(name.c_str(), "content-type") == 0) {
-        error(hp, "pre_request: header " + q(name) + " is set by the gateway itself", true);
+        error(hp, "pre_request: header " + quoted(name) + " is set by the gateway itself", true);
       } else if (!value.is_string() || !validHeaderValue(value.get_ref<const std::string&>())) {
-        error(hp,
-              "pre_request: header " + q(name) + " must be a string without control characters");
+        error(hp, "pre_request: header " + quoted(name) +
+                      " must be a string without control characters");
       } else {
         out->headers.emplace_back(name, value.get<std::string>());
       }
@@ -204,8 +159,9 @@ class HooksLoader {
         if (!known) {
           std::string best = e.is_string() ? control::closestName(e.get<std::string>(), kinds) : "";
           error(JsonDoc::child(JsonDoc::child(ptr, "events"), i),
-                "webhook: unknown event " + (e.is_string() ? q(e.get<std::string>()) : e.dump()) +
-                    (best.empty() ? "" : " (did you mean " + q(best) + "?)") +
+                "webhook: unknown event " +
+                    (e.is_string() ? quoted(e.get<std::string>()) : e.dump()) +
+                    (best.empty() ? "" : " (did you mean " + quoted(best) + "?)") +
                     "; expected one of " + joined(kinds));
           ok = false;
         } else if (!w.wants(e.get<std::string>())) {

