@@ -2,8 +2,11 @@
 #include "proxy/config/hooks_config.h"
 
 #include <strings.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "control/hujson.h"
 #include "control/policy.h"
@@ -18,9 +21,9 @@ using nlohmann::json;
 
 const std::vector<std::string> kHooksKeys = {"pre_request",  "webhooks",       "outbox",
                                              "max_attempts", "max_backoff_ms", "queue_size"};
-const std::vector<std::string> kPreRequestKeys = {"url", "timeout_ms", "body", "failure",
-                                                  "headers"};
-const std::vector<std::string> kWebhookKeys = {"url", "secret", "events", "timeout_ms"};
+const std::vector<std::string> kPreRequestKeys = {"url",     "timeout_ms", "body",
+                                                  "failure", "headers",    "ca_file"};
+const std::vector<std::string> kWebhookKeys = {"url", "secret", "events", "timeout_ms", "ca_file"};
 
 class HooksLoader : SectionChecks {
  public:
@@ -76,6 +79,15 @@ class HooksLoader : SectionChecks {
       return false;
     }
     out->target = parsed->target;
+    // An extra CA for an https endpoint on a private PKI (a mesh service's own CA).
+    std::string ca;
+    if (obj.contains("ca_file") && string(obj, ptr, "ca_file", &ca)) {
+      ca = ctx_.resolve_path(ca);
+      if (ctx_.resolve_files && ::access(ca.c_str(), R_OK) != 0) {
+        error(ptr + "/ca_file", what + ": cannot read ca_file " + ca + ": " + std::strerror(errno));
+      }
+      out->target.tls_options.extra_ca_file = ca;
+    }
     out->path = parsed->path_prefix.empty() ? "/" : parsed->path_prefix;
     uint16_t default_port = out->target.tls ? 443 : 80;
     const std::string& h = out->target.host;

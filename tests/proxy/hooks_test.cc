@@ -300,6 +300,17 @@ TEST(HooksConfig, ErrorsNameLineColumnAndFix) {
       errorOf(withHooks(R"({"webhooks": [{"url": "http://h/", "events": ["quota"]}]})"));
   EXPECT_NE(nosecret.find("gw.hujson:3:26: hooks: webhook has no \"secret\""), std::string::npos)
       << nosecret;
+  LoadOptions files = syntaxOnly();
+  files.resolve_files = true;
+  files.env = [](const std::string&) {
+    return std::optional<std::string>("sk-test-key-0123456789");
+  };
+  std::string ca = errorOf(
+      withHooks(R"({"pre_request": {"url": "https://h/", "ca_file": "/nonexistent/ca.pem"}})"),
+      files);
+  EXPECT_NE(ca.find("gw.hujson:3:61: hooks: pre_request: cannot read ca_file /nonexistent/ca.pem"),
+            std::string::npos)
+      << ca;
   EXPECT_NE(errorOf(withHooks(R"({"pre_request": {"url": "http://h/", "timeout_ms": 0}})"))
                 .find("\"timeout_ms\" must be a whole number from 1 to 600000"),
             std::string::npos);
