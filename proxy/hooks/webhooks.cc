@@ -89,7 +89,6 @@ bool WebhookDispatcher::wants(std::string_view kind) const {
 }
 
 bool WebhookDispatcher::publish(WebhookEvent event) {
-  std::string id = event.id;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stop_ && queue_.size() < options_.queue_size) {
@@ -99,9 +98,12 @@ bool WebhookDispatcher::publish(WebhookEvent event) {
       return true;
     }
   }
-  ++dropped_;
-  options_.log("queue full (" + std::to_string(options_.queue_size) + " events): dropped event " +
-               id);
+  // One line for the 1st, 2nd, 4th, 8th … drop: an overload is visible without a log flood.
+  uint64_t n = ++dropped_;
+  if ((n & (n - 1)) == 0) {
+    options_.log("queue full (" + std::to_string(options_.queue_size) + " events): dropped event " +
+                 event.id + " (" + std::to_string(n) + " dropped so far)");
+  }
   return false;
 }
 

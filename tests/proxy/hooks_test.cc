@@ -12,6 +12,7 @@
 #include "proxy/hooks/hook_payload.h"
 #include "proxy/hooks/outbox.h"
 #include "proxy/hooks/signature.h"
+#include "proxy/hooks/webhooks.h"
 
 namespace gatehouse::proxy {
 namespace {
@@ -210,6 +211,53 @@ TEST(WebhookOutbox, PersistsAcrossCloseAndReopen) {
   ASSERT_TRUE((*box)->failed((*all)[0].seq, 12, 0, "gave up", true));
   EXPECT_EQ((*box)->due(5000, urls, 10)->size(), 0u);
   EXPECT_EQ((*box)->nextDue(urls).value(), std::optional<int64_t>(9000));
+}
+
+TEST(WebhookDispatcherTest, AFullQueueDropsCountsAndLogsInsteadOfWaiting) {
+  OutboxFile f;
+  WebhookOptions o;
+  WebhookConfig hook;
+  hook.endpoint.url = "http://127.0.0.1:9/";  // discard: deliveries fail, which is fine here
+  hook.endpoint.target = {false, "127.0.0.1", 9, {}};
+  hook.endpoint.host = "127.0.0.1:9";
+  hook.events = {"quota"};
+  o.webhooks = {hook};
+  o.database = f.path;
+  o.queue_size = 1;
+  o.max_attempts = 1;
+  std::mutex mu;
+  std::vector<std::string> lines;
+  o.log = [&](const std::string& line) {
+    std::lock_guard<std::mutex> lock(mu);
+    lines.push_back(line);
+  };
+  constexpr int kEvents = 2000;
+  uint64_t accepted = 0;
+  {
+    auto d = WebhookDispatcher::start(std::move(o));
+    ASSERT_TRUE(d) << d.status().message();
+    for (int i = 0; i < kEvents; ++i) {
+      accepted += (*d)->publish(
+          quotaWebhookEvent({"rejected", "b", "who", std::to_string(i), ""}, 1'700'000'000'000));
+    }
+    WebhookCounters c = (*d)->counters();
+    EXPECT_EQ(c.published, accepted);
+    EXPECT_EQ(c.published + c.dropped, uint64_t{kEvents});
+    EXPECT_GT(c.dropped, 0u) << "a one-event queue cannot keep up with a tight loop";
+  }
+  // Every accepted event reached the outbox (the destructor writes what is queued).
+  auto box = Outbox::open(f.path);
+  ASSERT_TRUE(box);
+  EXPECT_EQ((*box)->all()->size(), accepted);
+  std::lock_guard<std::mutex> lock(mu);
+  std::vector<std::string> drops;
+  for (const std::string& l : lines) {
+    if (l.find("queue full") != std::string::npos) drops.push_back(l);
+  }
+  ASSERT_FALSE(drops.empty());
+  EXPECT_NE(drops[0].find("queue full (1 events): dropped event evt_"), std::string::npos)
+      << drops[0];
+  EXPECT_LE(drops.size(), 11u) << "drops are logged at 1, 2, 4, 8, ...";
 }
 
 // ---- config ----
