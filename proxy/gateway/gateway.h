@@ -87,16 +87,16 @@ struct GatewayCounters {
   std::atomic<uint64_t> client_errors{0};       // 4xx the gateway answered itself
   std::atomic<uint64_t> upstream_errors{0};     // 502/504
   std::atomic<uint64_t> client_aborts{0};       // client went away mid-exchange
-  std::atomic<uint64_t> quota_rejected{0};      // 429: a bucket or a concurrency limit
-  std::atomic<uint64_t> quota_flagged{0};       // allowed past an on_exceed = flag bucket
-  std::atomic<uint64_t> quota_overdrafts{0};    // an overdraft target lent
-  std::atomic<uint64_t> quota_store_errors{0};  // the store could not answer a reserve
-  std::atomic<uint64_t> quota_fail_open{0};     // ... and the request went ahead (fail_open)
   std::atomic<uint64_t> hook_allowed{0};        // pre_request hook answered allow
   std::atomic<uint64_t> hook_blocked{0};        // ... block (403)
   std::atomic<uint64_t> hook_modified{0};       // ... modify (its body was forwarded)
   std::atomic<uint64_t> hook_failed{0};         // timeout, connect error, non-2xx, bad answer
   std::atomic<uint64_t> hook_fail_open{0};      // ... and the request went ahead (fail_open)
+  std::atomic<uint64_t> quota_rejected{0};      // 429: a bucket or a concurrency limit
+  std::atomic<uint64_t> quota_flagged{0};       // allowed past an on_exceed = flag bucket
+  std::atomic<uint64_t> quota_overdrafts{0};    // an overdraft target lent
+  std::atomic<uint64_t> quota_store_errors{0};  // the store could not answer a reserve
+  std::atomic<uint64_t> quota_fail_open{0};     // ... and the request went ahead (fail_open)
 };
 
 class Gateway {

@@ -50,8 +50,7 @@ class RunningGateway {
 
   const Status& status() const { return status_; }
   uint16_t port() const { return port_; }
-  // Counters only (atomics): the gateway itself belongs to the loop thread.
-  const GatewayCounters& counters() const { return gw_->counters(); }
+  Gateway& gateway() { return *gw_; }  // counters are atomics: readable from the test thread
 
  private:
   uv_loop_t loop_{};

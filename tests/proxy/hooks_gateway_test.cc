@@ -184,7 +184,7 @@ TEST_F(HooksGatewayTest, AllowForwardsAndTheHookSeesWhoAndWhat) {
   EXPECT_EQ(j["summary"]["last_user_message"], "hello");
   EXPECT_EQ(j["summary"]["max_tokens"], 32);
   EXPECT_EQ(j["request_id"], r->header("x-gatehouse-request-id"));
-  EXPECT_EQ(gw_->counters().hook_allowed, 1u);
+  EXPECT_EQ(gw_->gateway().counters().hook_allowed, 1u);
   EXPECT_EQ(lastRecord().hook, "allow");
 }
 
@@ -206,7 +206,7 @@ TEST_F(HooksGatewayTest, BlockAnswers403InTheClientsShapeAndNeverCallsTheProvide
   json jo = o->json();
   ASSERT_TRUE(jo["error"].is_object()) << o->body;
   EXPECT_NE(jo["error"]["message"].get<std::string>().find("no secrets please"), std::string::npos);
-  EXPECT_EQ(gw_->counters().hook_blocked, 2u);
+  EXPECT_EQ(gw_->gateway().counters().hook_blocked, 2u);
   RequestRecord rec = lastRecord(2);
   EXPECT_EQ(rec.hook, "block");
   EXPECT_EQ(rec.status, 403);
@@ -229,7 +229,7 @@ TEST_F(HooksGatewayTest, ModifyForwardsTheReplacementBody) {
   // The mock echoes the last user message: it received the hook's body.
   EXPECT_NE(r->body.find("mock: REPLACED by the hook"), std::string::npos) << r->body;
   EXPECT_EQ(r->body.find("original text"), std::string::npos);
-  EXPECT_EQ(gw_->counters().hook_modified, 1u);
+  EXPECT_EQ(gw_->gateway().counters().hook_modified, 1u);
   RequestRecord rec = lastRecord();
   EXPECT_EQ(rec.hook, "modify");
   auto detail = reader_->getRequest(rec.id, true);
@@ -266,7 +266,7 @@ TEST_F(HooksGatewayTest, TimeoutFailClosedIs503) {
   EXPECT_NE(msg.find("pre_request hook"), std::string::npos) << msg;
   EXPECT_NE(msg.find("did not answer within 200 ms"), std::string::npos) << msg;
   EXPECT_NE(msg.find("fail_closed"), std::string::npos) << msg;
-  EXPECT_EQ(gw_->counters().hook_failed, 1u);
+  EXPECT_EQ(gw_->gateway().counters().hook_failed, 1u);
   EXPECT_EQ(lastRecord().hook.rfind("fail_closed: ", 0), 0u);
 }
 
@@ -279,7 +279,7 @@ TEST_F(HooksGatewayTest, TimeoutFailOpenForwards) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;
   EXPECT_NE(r->body.find("mock: still served"), std::string::npos);
-  EXPECT_EQ(gw_->counters().hook_fail_open, 1u);
+  EXPECT_EQ(gw_->gateway().counters().hook_fail_open, 1u);
   RequestRecord rec = lastRecord();
   EXPECT_EQ(rec.hook.rfind("fail_open: ", 0), 0u) << rec.hook;
   EXPECT_EQ(rec.status, 200);
@@ -304,8 +304,8 @@ TEST_F(HooksGatewayTest, GarbageErrorAndUnreachableHooksFollowTheFailurePolicy) 
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 503) << m << ": " << r->body;
   }
-  EXPECT_EQ(gw_->counters().hook_failed, 3u);
-  EXPECT_EQ(gw_->counters().forwarded, 3u);  // routed to an exchange, never sent upstream
+  EXPECT_EQ(gw_->gateway().counters().hook_failed, 3u);
+  EXPECT_EQ(gw_->gateway().counters().forwarded, 3u);  // routed to an exchange, never sent upstream
   // A hook nobody listens on.
   int fd = listenLocal();
   uint16_t dead = boundPort(fd);
@@ -316,7 +316,7 @@ TEST_F(HooksGatewayTest, GarbageErrorAndUnreachableHooksFollowTheFailurePolicy) 
   auto r = call(claude("open"));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;
-  EXPECT_EQ(gw_->counters().hook_fail_open, 1u);
+  EXPECT_EQ(gw_->gateway().counters().hook_fail_open, 1u);
 }
 
 // ---- webhooks ----
