@@ -119,6 +119,24 @@ int runGateway(GwArgs a) {
     say("quota " + e.kind + (e.bucket.empty() ? "" : " bucket=" + e.bucket) + " who=" + e.identity +
         " request=" + e.request_id + ": " + e.message);
   };
+  // Webhooks: read at start (a reload keeps the running dispatcher). Declared before the gateway
+  // so it outlives it.
+  std::unique_ptr<proxy::WebhookDispatcher> webhooks;
+  if (!config->hooks.webhooks.empty()) {
+    auto d = proxy::WebhookDispatcher::start(proxy::WebhookOptions::fromConfig(config->hooks));
+    if (!d) {
+      say("webhooks: " + d.status().message());
+      return 1;
+    }
+    webhooks = std::move(d.value());
+    go.webhooks = webhooks.get();
+    say("webhooks: " + std::to_string(config->hooks.webhooks.size()) + " endpoints, outbox " +
+        config->hooks.outbox);
+  }
+  if (config->hooks.pre_request) {
+    say("pre_request hook: " + config->hooks.pre_request->endpoint.url +
+        (config->hooks.pre_request->fail_open ? " (fail_open)" : " (fail_closed)"));
+  }
   auto gateway = std::make_unique<proxy::Gateway>(&loop, go);
   if (config->loopback_listen) {
     auto port = gateway->listenLoopback(*config->loopback_listen, *config->loopback_identity);

@@ -31,7 +31,7 @@ using nlohmann::json;
 
 const std::vector<std::string> kTopKeys = {
     "version", "hostname", "listen", "loopback_listen", "loopback_identity", "providers",
-    "grants",  "logging",  "prices", "quotas",          "guardrails"};
+    "grants",  "logging",  "prices", "quotas",          "guardrails",        "hooks"};
 const std::vector<std::string> kProviderKeys = {"kind",   "base_url", "local",   "key",
                                                 "models", "headers",  "ca_file", "timeouts"};
 const std::vector<std::string> kKinds = {"anthropic", "openai", "openai_compatible"};
@@ -196,6 +196,7 @@ class Loader {
     }
     parseQuotas(root);
     parseGuardrails(root);
+    parseHooks(root);
     return finish();
   }
 
@@ -643,6 +644,20 @@ class Loader {
       return;
     }
     parseQuotaSection(root["quotas"], "/quotas", ctx, &cfg_.quotas);
+  }
+
+  void parseHooks(const json& root) {
+    cfg_.hooks.outbox = dirOf(cfg_.logging.database) + "/gateway-outbox.db";
+    if (!root.contains("hooks")) return;
+    HooksParseContext ctx;
+    ctx.problem = [&](const std::string& p, std::string message, bool at_key) {
+      at_key ? errorKey(p, std::move(message)) : error(p, std::move(message));
+    };
+    ctx.resolve_path = [&](const std::string& p) { return resolvePath(p); };
+    ctx.env = opts_.env;
+    ctx.base_dir = opts_.base_dir;
+    ctx.resolve_files = opts_.resolve_files;
+    parseHooksSection(root["hooks"], "/hooks", ctx, &cfg_.hooks);
   }
 
   const JsonDoc& doc_;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "control/hujson.h"
+#include "proxy/config/hooks_config.h"
 #include "proxy/config/secrets.h"
 #include "proxy/quota/ledger.h"
 #include "proxy/upstream/target.h"
@@ -112,6 +113,8 @@ struct GatewayConfig {
   // Guardrail rules (proxy/tools/guardrail.h): the built-in set unless "guardrails" says
   // otherwise. Enforced in streamed Anthropic responses; matches are recorded on tool calls.
   std::shared_ptr<const tools::Guardrails> guardrails;
+  // "hooks": the pre_request hook and the webhooks (CONFIG.md "Hooks").
+  HooksConfig hooks;
 
   const ProviderConfig* provider(std::string_view id) const;
   // `text` with every provider key replaced by "[redacted]": a last guard for text the gateway

@@ -9,6 +9,7 @@
 
 #include "control/hujson.h"
 #include "control/policy.h"
+#include "proxy/config/section_checks.h"
 
 namespace gatehouse::proxy {
 namespace {
@@ -25,9 +26,10 @@ const std::vector<std::string> kRuleKeys = {"src", "buckets", "max_requests", "m
 
 std::string q(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
-class QuotaLoader {
+class QuotaLoader : SectionChecks {
  public:
-  QuotaLoader(const QuotaParseContext& ctx, QuotaConfig* out) : ctx_(ctx), out_(out) {}
+  QuotaLoader(const QuotaParseContext& ctx, QuotaConfig* out)
+      : SectionChecks(ctx.problem, "quotas: "), ctx_(ctx), out_(out) {}
 
   void run(const json& v, const std::string& ptr) {
     if (!v.is_object()) {
@@ -48,47 +50,6 @@ class QuotaLoader {
   }
 
  private:
-  void error(const std::string& ptr, std::string message) {
-    ctx_.problem(ptr, "quotas: " + message, false);
-  }
-
-  void checkKeys(const json& obj, const std::string& ptr, const std::vector<std::string>& allowed,
-                 const std::string& what) {
-    for (const auto& [key, v] : obj.items()) {
-      if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
-      std::string best = control::closestName(key, allowed);
-      std::string list;
-      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-      ctx_.problem(JsonDoc::child(ptr, key),
-                   "quotas: unknown " + what + " " + q(key) +
-                       (best.empty() ? "" : " (did you mean " + q(best) + "?)") +
-                       "; allowed: " + list,
-                   true);
-    }
-  }
-
-  bool number(const json& obj, const std::string& ptr, const char* key, int64_t min, int64_t max,
-              uint32_t* out) {
-    const json& v = obj[key];
-    if (!v.is_number_integer() || v.get<int64_t>() < min || v.get<int64_t>() > max) {
-      error(JsonDoc::child(ptr, key), q(key) + " must be a whole number from " +
-                                          std::to_string(min) + " to " + std::to_string(max));
-      return false;
-    }
-    *out = static_cast<uint32_t>(v.get<int64_t>());
-    return true;
-  }
-
-  bool string(const json& obj, const std::string& ptr, const char* key, std::string* out) {
-    const json& v = obj[key];
-    if (!v.is_string() || v.get_ref<const std::string&>().empty()) {
-      error(JsonDoc::child(ptr, key), q(key) + " must be a non-empty string");
-      return false;
-    }
-    *out = v.get<std::string>();
-    return true;
-  }
-
   void parseStore(const json& v, const std::string& parent) {
     QuotaStoreConfig& s = out_->store;
     s.database = ctx_.resolve_path("gateway-quotas.db");

@@ -295,8 +295,7 @@ void Gateway::Connection::answer(int status, http::HeaderList headers, std::stri
 void Gateway::Connection::recordAnswer(int status, const std::string& error, RouteKind kind,
                                        const std::string& model, const std::string& request_id,
                                        const std::string& response_body) {
-  LogWriter* log = gw_.options().log;
-  if (log == nullptr) return;
+  if (!gw_.wantsRecords()) return;
   const GatewayConfig& cfg = *gw_.shared().config;
   RequestRecord rec;
   rec.id = request_id;
@@ -328,7 +327,7 @@ void Gateway::Connection::recordAnswer(int status, const std::string& error, Rou
     if (have_head_ && kind != RouteKind::kAdmin) rec.request_body = body_.substr(0, cap);
     rec.response_body = response_body.substr(0, cap);
   }
-  log->submit(std::move(rec));
+  gw_.submitRecord(std::move(rec));
 }
 
 void Gateway::Connection::cork() { corked_ = true; }

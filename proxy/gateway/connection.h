@@ -26,6 +26,7 @@
 #include "proxy/config/errors.h"
 #include "proxy/config/routes.h"
 #include "proxy/gateway/gateway.h"
+#include "proxy/hooks/http_call.h"
 #include "proxy/http/http1.h"
 #include "proxy/http/sse.h"
 #include "proxy/logstore/record.h"
@@ -122,6 +123,7 @@ class Exchange final : public UpstreamConnection::Callbacks {
            ModelRequest model, const ProviderConfig& provider, std::string request_id,
            int64_t start_ms);
   ~Exchange() override;
+  // Asks the pre_request hook when there is one (hook_exchange.cc), then forward().
   void start();
   // The client went away: stop the upstream and log what was seen.
   void clientGone();
@@ -136,6 +138,11 @@ class Exchange final : public UpstreamConnection::Callbacks {
   void reserveQuota();
   void onReserved(Result<ReserveOutcome> r);
   void settleQuota(const TapResult* tap);
+  // The pre_request hook's answer (hook_exchange.cc); forward() builds the upstream request.
+  void onHookAnswer(Result<HttpReply> reply);
+  void hookFailed(const std::string& why);
+  void hookRefuse(const GatewayError& error);
+  void forward();
   void refuse(const GatewayError& error);
   void acquire();
   void onAcquired(Result<std::unique_ptr<UpstreamConnection>> r);
@@ -195,6 +202,9 @@ class Exchange final : public UpstreamConnection::Callbacks {
   QuotaAmounts quota_reserved_;
   bool quota_held_ = false;      // reserved, not yet settled
   std::string concurrency_key_;  // non-empty while a concurrency slot is held
+  // The pre_request hook.
+  std::unique_ptr<HttpCall> hook_call_;                         // while asking
+  std::string hook_outcome_;                                    // RequestRecord::hook
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // false once destroyed
 };
 

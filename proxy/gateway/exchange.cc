@@ -60,7 +60,7 @@ ApiKind Exchange::apiKind() const {
   }
 }
 
-void Exchange::start() {
+void Exchange::forward() {
   // The upstream request: the client's headers minus hop-by-hop, credentials, identity headers,
   // Host and framing; then Host, the provider's headers and key, and our own framing.
   http::HeaderList out;
@@ -385,17 +385,17 @@ void Exchange::clientGone() {
     pending_acquire_->cancel();
     pending_acquire_ = nullptr;
   }
+  hook_call_.reset();
   upstream_.reset();  // closes the upstream connection now: the provider stops generating
   record("client disconnected");
   // The connection owns us and is closing; it deletes us.
 }
 
 void Exchange::record(const std::string& error) {
-  LogWriter* log = gw_.options().log;
   TapResult tr;
   if (tap_) tr = tap_->finish();
   settleQuota(tap_ ? &tr : nullptr);
-  if (log == nullptr) return;
+  if (!gw_.wantsRecords()) return;
   RequestRecord rec;
   rec.id = request_id_;
   rec.start_ms = start_ms_;
@@ -405,6 +405,7 @@ void Exchange::record(const std::string& error) {
   rec.model = tr.model.empty() ? model_.model : tr.model;
   rec.status = head_sent_ || status_ != 0 ? status_ : 0;
   rec.error = shared_.config->redact(error);
+  rec.hook = hook_outcome_;
   rec.latency_ms = static_cast<int64_t>(uv_now(gw_.loop()) - start_loop_ms_);
   rec.ttfb_ms = ttfb_ms_;
   rec.streamed = sse_;
@@ -439,7 +440,7 @@ void Exchange::record(const std::string& error) {
     rec.request_body = std::move(body_);
     if (head_sent_) rec.response_body = std::move(logged_response_);
   }
-  log->submit(std::move(rec));
+  gw_.submitRecord(std::move(rec));
 }
 
 }  // namespace gatehouse::proxy

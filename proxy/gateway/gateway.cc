@@ -197,6 +197,22 @@ void Gateway::quotaEvent(QuotaEvent e) {
   if (e.kind == "store_error") ++counters_.quota_store_errors;
   if (e.kind == "fail_open") ++counters_.quota_fail_open;
   if (options_.on_quota_event) options_.on_quota_event(e);
+  if (options_.webhooks != nullptr && options_.webhooks->wants("quota")) {
+    options_.webhooks->publish(
+        quotaWebhookEvent({std::move(e.kind), std::move(e.bucket), std::move(e.identity),
+                           std::move(e.request_id), std::move(e.message)},
+                          nowMs()));
+  }
+}
+
+void Gateway::submitRecord(RequestRecord record) {
+  if (WebhookDispatcher* hooks = options_.webhooks) {
+    for (WebhookEvent& e : recordEvents(
+             record, [hooks](std::string_view k) { return hooks->wants(k); }, nowMs())) {
+      hooks->publish(std::move(e));
+    }
+  }
+  if (options_.log != nullptr) options_.log->submit(std::move(record));
 }
 
 void Gateway::close() {

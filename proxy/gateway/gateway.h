@@ -12,6 +12,11 @@
 //   for Redis) before the upstream is acquired; over a limit → 429 in the client's shape with
 //   Retry-After and the bucket's name. The reservation settles to the real cost when the exchange
 //   ends, however it ends (response complete, client gone, upstream error).
+//   Hooks (proxy/hooks, HOOKS.md; when the config has "hooks"): after the grant check and before
+//   the quota reservation, the pre_request hook is asked (hook_exchange.cc, async on the loop):
+//   allow, block (403), modify (the hook's body is forwarded), or, when it fails, 503 or forward
+//   per its failure policy. Every finished request's record (and every quota event) also becomes
+//   webhook events, handed to the WebhookDispatcher's queue (its own thread, never this loop).
 //
 // Threads: everything runs on one libuv loop (the gateway's). adoptFromAnyThread() is the only
 // entry point for other threads (the node's accept thread hands tailnet connections over).
@@ -33,6 +38,7 @@
 
 #include "proxy/config/gateway_config.h"
 #include "proxy/config/grants.h"
+#include "proxy/hooks/webhooks.h"
 #include "proxy/logstore/log_query.h"
 #include "proxy/logstore/log_writer.h"
 #include "proxy/quota/estimate.h"
@@ -68,6 +74,9 @@ struct GatewayOptions {
   std::shared_ptr<QuotaStore> quota_store;
   // The hook point for quota events (loop thread). Counted in GatewayCounters either way.
   std::function<void(const QuotaEvent&)> on_quota_event;
+  // Post-event webhooks (optional; borrowed, must outlive the gateway): request_complete,
+  // tool_call and guardrail_block from every record, quota from every QuotaEvent.
+  WebhookDispatcher* webhooks = nullptr;
 };
 
 struct GatewayCounters {
@@ -78,6 +87,11 @@ struct GatewayCounters {
   std::atomic<uint64_t> client_errors{0};       // 4xx the gateway answered itself
   std::atomic<uint64_t> upstream_errors{0};     // 502/504
   std::atomic<uint64_t> client_aborts{0};       // client went away mid-exchange
+  std::atomic<uint64_t> hook_allowed{0};        // pre_request hook answered allow
+  std::atomic<uint64_t> hook_blocked{0};        // ... block (403)
+  std::atomic<uint64_t> hook_modified{0};       // ... modify (its body was forwarded)
+  std::atomic<uint64_t> hook_failed{0};         // timeout, connect error, non-2xx, bad answer
+  std::atomic<uint64_t> hook_fail_open{0};      // ... and the request went ahead (fail_open)
   std::atomic<uint64_t> quota_rejected{0};      // 429: a bucket or a concurrency limit
   std::atomic<uint64_t> quota_flagged{0};       // allowed past an on_exceed = flag bucket
   std::atomic<uint64_t> quota_overdrafts{0};    // an overdraft target lent
@@ -125,6 +139,9 @@ class Gateway {
   QuotaStore* quotaStore() const { return store_.get(); }
   ConcurrencyLimiter& concurrency() { return concurrency_; }
   void quotaEvent(QuotaEvent e);
+  // A finished request's record: its webhook events, then the log writer (either may be absent).
+  void submitRecord(RequestRecord record);
+  bool wantsRecords() const { return options_.log != nullptr || options_.webhooks != nullptr; }
   class Connection;
   void forget(Connection* c);
   // Runs `fn` on the loop after the current callback stack unwinds (the next loop iteration): a

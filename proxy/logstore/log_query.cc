@@ -79,8 +79,8 @@ constexpr const char* kRecordColumns =
     "r.groups, r.tags, r.session_id, r.user_agent, r.provider, r.api_kind, r.model, r.method, "
     "r.path, r.status, r.error, r.latency_ms, r.ttfb_ms, r.streamed, r.partial, r.input_tokens, "
     "r.output_tokens, r.cache_read_tokens, r.cache_write_5m_tokens, r.cache_write_1h_tokens, "
-    "r.reasoning_tokens, r.cost_nanodollars, r.bodies_dropped";
-constexpr int kHeaderColumn = 30;  // request_headers, response_headers follow kRecordColumns
+    "r.reasoning_tokens, r.cost_nanodollars, r.bodies_dropped, r.hook";
+constexpr int kHeaderColumn = 31;  // request_headers, response_headers follow kRecordColumns
 
 std::vector<RecordHeader> headersFromJson(const std::string& text) {
   std::vector<RecordHeader> out;
@@ -120,6 +120,7 @@ RequestRecord readRecord(const SqlStmt& s, bool headers) {
   r.tokens = {s.optI64(22), s.optI64(23), s.optI64(24), s.optI64(25), s.optI64(26), s.optI64(27)};
   r.cost_nanodollars = s.optI64(28);
   r.bodies_dropped = s.i64(29) != 0;
+  r.hook = s.text(30);
   if (headers) {
     r.request_headers = headersFromJson(s.text(kHeaderColumn));
     r.response_headers = headersFromJson(s.text(kHeaderColumn + 1));

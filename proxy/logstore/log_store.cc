@@ -116,6 +116,10 @@ const char* const kMigrations[] = {
     R"sql(
     ALTER TABLE tool_calls ADD COLUMN guardrail TEXT NOT NULL DEFAULT '[]';
     )sql",
+    // 4: what the pre_request hook did (proxy/hooks/HOOKS.md).
+    R"sql(
+    ALTER TABLE requests ADD COLUMN hook TEXT NOT NULL DEFAULT '';
+    )sql",
 };
 
 constexpr const char* kInsertToolCall =
@@ -134,9 +138,9 @@ constexpr const char* kInsertRequest =
     "groups, tags, session_id, user_agent, provider, api_kind, model, method, path, status, "
     "error, latency_ms, ttfb_ms, streamed, partial, input_tokens, output_tokens, "
     "cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, reasoning_tokens, "
-    "cost_nanodollars, request_headers, response_headers, bodies_dropped) VALUES (?1, ?2, ?3, ?4, "
-    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, "
-    "?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)";
+    "cost_nanodollars, request_headers, response_headers, bodies_dropped, hook) VALUES (?1, ?2, "
+    "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, "
+    "?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)";
 
 // Invalid UTF-8 in a header value becomes U+FFFD rather than failing the whole record.
 std::string jsonText(const nlohmann::json& j) {
@@ -201,7 +205,7 @@ void bindRequest(SqlStmt& s, const RequestRecord& r, const EncodedRecord& e) {
   s.bind(22, t.input).bind(23, t.output).bind(24, t.cache_read).bind(25, t.cache_write_5m);
   s.bind(26, t.cache_write_1h).bind(27, t.reasoning).bind(28, r.cost_nanodollars);
   s.bindText(29, e.request_headers).bindText(30, e.response_headers);
-  s.bind(31, int64_t{r.bodies_dropped});
+  s.bind(31, int64_t{r.bodies_dropped}).bindText(32, r.hook);
 }
 
 // The record's tool calls (skipping ids this node already has) and the results it carries.

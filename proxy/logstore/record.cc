@@ -99,6 +99,7 @@ nlohmann::json toJson(const RequestRecord& r, bool detail) {
       {"path", toValidUtf8(r.path)},
       {"status", r.status},
       {"error", toValidUtf8(r.error)},
+      {"hook", toValidUtf8(r.hook)},
       {"latency_ms", r.latency_ms},
       {"ttfb_ms", optionalInt(r.ttfb_ms)},
       {"streamed", r.streamed},

@@ -100,6 +100,9 @@ struct RequestRecord {
   std::string path;
   int status = 0;  // HTTP status sent to the client; 0 = none (client went away first)
   std::string error;
+  // What the pre_request hook did: "" (no hook), "allow", "block", "modify", or
+  // "fail_open: WHY" / "fail_closed: WHY" when it could not be asked (LOG_FORMAT.md, version 4).
+  std::string hook;
   int64_t latency_ms = 0;
   std::optional<int64_t> ttfb_ms;  // time to first response byte; nullopt = none sent
   bool streamed = false;

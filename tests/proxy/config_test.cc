@@ -196,7 +196,7 @@ TEST(GatewayConfig, UnknownKeysSuggestTheClosestName) {
   EXPECT_EQ(errorOf(text),
             "gw.hujson:2:3: unknown top-level key \"hostnme\" (did you mean \"hostname\"?); "
             "allowed: version, hostname, listen, loopback_listen, loopback_identity, providers, "
-            "grants, logging, prices, quotas, guardrails\n"
+            "grants, logging, prices, quotas, guardrails, hooks\n"
             "gw.hujson:3:44: provider \"a\": unknown provider key \"apikey\" (did you mean "
             "\"key\"?); allowed: kind, base_url, local, key, models, headers, ca_file, timeouts\n"
             "gw.hujson:4:36: provider \"a\": unknown timeout \"conect_ms\" (did you mean "

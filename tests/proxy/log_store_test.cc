@@ -44,6 +44,7 @@ RequestRecord fullRecord() {
   r.path = "/v1/messages?beta=true";
   r.status = 529;
   r.error = "upstream overloaded";
+  r.hook = "modify";
   r.latency_ms = 8123;
   r.ttfb_ms = 412;
   r.streamed = true;
@@ -521,6 +522,26 @@ TEST(LogStoreTest, MigratesAnEmptyFileAndReopens) {
   auto reader = openReader(s.db());
   EXPECT_EQ(*reader->getRequest(fullRecord().id, true), fullRecord());
   EXPECT_EQ(reader->listRequests({})->records.size(), 2u);
+}
+
+TEST(LogStoreTest, MigratesAVersionThreeFileToTheHookColumn) {
+  Scratch s;
+  openStore(s.db()).reset();
+  sqlite3* db = nullptr;
+  sqlite3_open(s.db().c_str(), &db);
+  ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE requests DROP COLUMN hook; PRAGMA user_version=3",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  EXPECT_EQ(LogReader::open(s.db()).status().code(), EINVAL);
+  auto store = openStore(s.db());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->schemaVersion(), 4);
+  insertAll(*store, {fullRecord(), rec("plain", kT0, "u", {}, "m")});
+  auto reader = openReader(s.db());
+  EXPECT_EQ(reader->getRequest(fullRecord().id, true)->hook, "modify");
+  EXPECT_EQ(reader->getRequest("plain", false)->hook, "");
+  EXPECT_EQ(toJson(*reader->getRequest(fullRecord().id, false), false)["hook"], "modify");
 }
 
 TEST(LogStoreTest, CreatesTheFileOwnerOnly) {

@@ -207,7 +207,9 @@ TEST(ToolStoreTest, MigratesAVersionOneFile) {
   sqlite3* db = nullptr;
   sqlite3_open(s.db().c_str(), &db);
   ASSERT_EQ(
-      sqlite3_exec(db, "DROP TABLE tool_commands; DROP TABLE tool_calls; PRAGMA user_version=1",
+      sqlite3_exec(db,
+                   "DROP TABLE tool_commands; DROP TABLE tool_calls; ALTER TABLE requests DROP "
+                   "COLUMN hook; PRAGMA user_version=1",
                    nullptr, nullptr, nullptr),
       SQLITE_OK);
   sqlite3_close(db);
@@ -227,13 +229,15 @@ TEST(ToolStoreTest, MigratesAVersionTwoFile) {
   openStore(s.db()).reset();
   sqlite3* db = nullptr;
   sqlite3_open(s.db().c_str(), &db);
-  ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE tool_calls DROP COLUMN guardrail; PRAGMA user_version=2",
+  ASSERT_EQ(sqlite3_exec(db,
+                         "ALTER TABLE tool_calls DROP COLUMN guardrail; ALTER TABLE requests DROP "
+                         "COLUMN hook; PRAGMA user_version=2",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
   auto store = openStore(s.db());
   ASSERT_TRUE(store);
-  EXPECT_EQ(store->schemaVersion(), 3);
+  EXPECT_EQ(store->schemaVersion(), LogStore::latestSchemaVersion());
   ToolCallRecord c = shellCall("t", "rm -rf /");
   c.guardrail = R"([{"rule":"rm-rf-root","action":"block","enforced":true}])";
   insertAll(*store, {request("r1", kT0, "n1", "a", {c})});
