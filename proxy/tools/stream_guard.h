@@ -24,7 +24,8 @@
 //     finish_reason "tool_calls"                   "stop" when every call of the choice was
 //                                                   blocked; released calls after a blocked one
 //                                                   are renumbered so the SDK sees no index gap
-// A chunk that mixes tool-call deltas with anything else (content, a second call or choice) is
+// A chunk holding one call's delta and its choice's finish_reason is held and judged at once. A
+// chunk that mixes tool-call deltas with anything else (content, a second call or choice) is
 // split: each call's part is held as a chunk of its own, the rest leaves now (re-serialized).
 //
 // ResponsesStreamGuard (Responses, §4.3: `event: response.*`)
@@ -37,8 +38,9 @@
 //     response.completed / .incomplete / .failed   a blocked item in response.output[] becomes
 //                                                   the same message item
 //     everything else                              forwarded as soon as complete
-// sequence_number stays strictly increasing and gap-free: once an event had to be renumbered
-// (a replacement has more events than the item it replaces), every later event is renumbered.
+// sequence_number stays strictly increasing: from the first event that has to be renumbered (a
+// replacement has more events than the item it replaces; a held item released after later
+// events) on, every event is numbered one past the previous one.
 //
 // The replacement text names the tool, the command and the rule (blockedText()); every guard
 // records what it replaced in blocked().
