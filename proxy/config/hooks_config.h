@@ -67,13 +67,6 @@ struct HooksConfig {
   uint32_t max_attempts = 12;  // per event and webhook, then given up (kept, marked dead)
   uint32_t max_backoff_ms = 300'000;
   uint32_t queue_size = 10'000;  // events waiting for the outbox thread before new ones drop
-
-  bool wantsEvent(std::string_view kind) const {
-    for (const WebhookConfig& w : webhooks) {
-      if (w.wants(kind)) return true;
-    }
-    return false;
-  }
 };
 
 struct HooksParseContext {

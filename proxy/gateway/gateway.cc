@@ -206,7 +206,9 @@ void Gateway::quotaEvent(QuotaEvent e) {
 }
 
 void Gateway::submitRecord(RequestRecord record) {
-  if (WebhookDispatcher* hooks = options_.webhooks) {
+  // Admin API calls (dashboards polling the log) are not events.
+  WebhookDispatcher* hooks = record.api_kind == "admin" ? nullptr : options_.webhooks;
+  if (hooks != nullptr) {
     for (WebhookEvent& e : recordEvents(
              record, [hooks](std::string_view k) { return hooks->wants(k); }, nowMs())) {
       hooks->publish(std::move(e));

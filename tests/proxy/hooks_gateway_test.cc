@@ -381,11 +381,16 @@ TEST_F(HooksGatewayTest, WebhooksCarrySignedCompleteToolAndGuardrailEvents) {
   WebhookSink sink;
   start(webhookSection(sink, R"(["request_complete", "tool_call", "guardrail_block"])",
                        (dir_ / "outbox.db").string()));
+  auto admin = call("GET /api/requests HTTP/1.1\r\nHost: ai\r\n\r\n");
+  ASSERT_TRUE(admin);
+  EXPECT_EQ(admin->status, 200);
   auto r = call(claude("bash: rm -rf /", kBashTool));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;
   ASSERT_TRUE(eventually([&] { return sink.deliveredCount() >= 3; }))
       << "delivered " << sink.deliveredCount();
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(sink.deliveredCount(), 3u) << "admin API calls are not events";
   auto complete = sink.eventsOf("request_complete");
   ASSERT_EQ(complete.size(), 1u);
   EXPECT_EQ(complete[0]["data"]["request_id"], r->header("x-gatehouse-request-id"));
