@@ -402,10 +402,12 @@ void Gateway::Connection::respond(int status, http::HeaderList headers, std::str
 }
 
 void Gateway::Connection::respondError(ApiShape shape, const GatewayError& error,
-                                       bool close_after) {
+                                       const std::string& request_id, bool close_after) {
   ErrorResponse r = errorResponse(shape, error);
   busy_ = true;
-  respond(r.status, errorHeaders(r), std::move(r.body), close_after);
+  http::HeaderList headers = errorHeaders(r);
+  headers.add("x-gatehouse-request-id", request_id);
+  respond(r.status, std::move(headers), std::move(r.body), close_after);
 }
 
 void Gateway::Connection::exchangeDone(bool close_after) {

@@ -56,7 +56,8 @@ class Gateway::Connection {
   size_t writeQueueBytes() const { return queued_bytes_; }
   // A response the gateway produced itself: status, headers, body; then the next request.
   void respond(int status, http::HeaderList headers, std::string body, bool close_after = false);
-  void respondError(ApiShape shape, const GatewayError& error, bool close_after = false);
+  void respondError(ApiShape shape, const GatewayError& error, const std::string& request_id,
+                    bool close_after = false);
   // The exchange finished (response complete or failed); `close_after` ends the connection.
   void exchangeDone(bool close_after);
   // Deletes the exchange once the current callback stack unwinds (it may be calling us).

@@ -62,18 +62,23 @@ ApiKind Exchange::apiKind() const {
 
 void Exchange::forward() {
   // The upstream request: the client's headers minus hop-by-hop, credentials, identity headers,
-  // Host and framing; then Host, the provider's headers and key, and our own framing.
+  // Host, framing and Accept-Encoding; then Host, identity encoding, the provider's headers and
+  // key, and our own framing. The answer must arrive uncompressed: the usage tap, the tool-call
+  // tap and the guardrails read it as it streams (a gzip answer would be recorded without usage
+  // and pass every guardrail). The client's hop is the mesh or loopback, where size matters less.
   http::HeaderList out;
   for (const http::Header& h : head_.headers) {
     if (head_.headers.isHopByHop(h.name) || isStrippedInbound(h.name) ||
         http::equalsIgnoreCase(h.name, "host") ||
         http::equalsIgnoreCase(h.name, "content-length") ||
-        http::equalsIgnoreCase(h.name, "expect")) {
+        http::equalsIgnoreCase(h.name, "expect") ||
+        http::equalsIgnoreCase(h.name, "accept-encoding")) {
       continue;
     }
     out.add(h.name, h.value);
   }
   out.add("Host", provider_->url.hostHeader());
+  out.add("Accept-Encoding", "identity");
   for (const auto& [n, v] : provider_->headers) out.set(n, v);
   std::optional<UpstreamCredential> cred = upstreamCredential(*provider_);
   if (cred) out.set(cred->name, std::string(cred->value.reveal()));
@@ -362,7 +367,7 @@ void Exchange::upstreamFailed(const GatewayError& error, const std::string& log_
   record(log_error);
   done_ = true;
   upstream_.reset();
-  client_.respondError(route_.shape, error);
+  client_.respondError(route_.shape, error, request_id_);
   client_.dropExchange();  // respondError finished the request on the connection
 }
 

@@ -33,7 +33,7 @@ void Exchange::refuse(const GatewayError& error) {
     gw_.concurrency().release(concurrency_key_, model_.stream);
     concurrency_key_.clear();
   }
-  client_.respondError(route_.shape, error);
+  client_.respondError(route_.shape, error, request_id_);
   client_.dropExchange();
 }
 

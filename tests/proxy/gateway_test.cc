@@ -790,8 +790,9 @@ TEST_F(GatewayTest, ClientCredentialsAndIdentityHeadersNeverReachUpstream) {
   Client c(port_);
   const std::string spoof =
       "x-gatehouse-user: mallory@example.com\r\ntailscale-user-login: mallory@example.com\r\n";
-  c.send(post("/v1/messages", R"({"model":"claude-ok","max_tokens":1,"messages":[]})",
-              kAnthropicHeaders + "Authorization: Bearer -\r\n" + spoof));
+  c.send(
+      post("/v1/messages", R"({"model":"claude-ok","max_tokens":1,"messages":[]})",
+           kAnthropicHeaders + "Authorization: Bearer -\r\nAccept-Encoding: gzip, br\r\n" + spoof));
   auto r = c.read();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
@@ -815,6 +816,12 @@ TEST_F(GatewayTest, ClientCredentialsAndIdentityHeadersNeverReachUpstream) {
   }
   EXPECT_EQ(a.find("authorization"), std::string::npos) << a;
   EXPECT_EQ(o.find("x-api-key"), std::string::npos) << o;
+  // Answers must come uncompressed (the taps and guardrails read them), whatever the client
+  // accepts.
+  for (const std::string& h : {a, o}) {
+    EXPECT_NE(h.find("\r\naccept-encoding: identity\r\n"), std::string::npos) << h;
+    EXPECT_EQ(h.find("gzip"), std::string::npos) << h;
+  }
 }
 
 // ---- upstream failures ---------------------------------------------------------------------

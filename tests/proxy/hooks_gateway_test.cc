@@ -208,6 +208,8 @@ TEST_F(HooksGatewayTest, BlockAnswers403InTheClientsShapeAndNeverCallsTheProvide
   EXPECT_NE(jo["error"]["message"].get<std::string>().find("no secrets please"), std::string::npos);
   EXPECT_EQ(gw_->gateway().counters().hook_blocked, 2u);
   RequestRecord rec = lastRecord(2);
+  // The refusal names its request id, the one the log (and the hook) saw.
+  EXPECT_EQ(o->header("x-gatehouse-request-id"), rec.id);
   EXPECT_EQ(rec.hook, "block");
   EXPECT_EQ(rec.status, 403);
   EXPECT_NE(rec.error.find("blocked by the pre_request hook"), std::string::npos);

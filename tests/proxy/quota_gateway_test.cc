@@ -216,6 +216,7 @@ TEST_F(QuotaGatewayTest, RejectsWith429InTheProviderShape) {
   auto r = gw.call(claudeCall());
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 429) << r->body;
+  EXPECT_FALSE(r->header("x-gatehouse-request-id").empty()) << "a 429 names its request id";
   auto j = r->json();
   EXPECT_EQ(j.value("type", ""), "error");
   EXPECT_EQ(j["error"].value("type", ""), "rate_limit_error");
