@@ -69,7 +69,7 @@ std::string rfc3339Ms(int64_t unix_ms) {
   time_t s = static_cast<time_t>(unix_ms / 1000);
   struct tm tm {};
   gmtime_r(&s, &tm);
-  char buf[40];
+  char buf[80];  // a year past 9999 or a negative time still fits
   snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
            tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(unix_ms % 1000));
   return buf;
