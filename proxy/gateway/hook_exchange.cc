@@ -27,7 +27,7 @@ void Exchange::start() {
   info.request_id = request_id_;
   if (client_.identity()) {
     const wg::Identity& id = *client_.identity();
-    info.caller = {id.node_id, id.name, id.user_login, id.groups, id.tags};
+    info.caller = recordIdentity(id);
   }
   info.provider = provider_->id;
   info.api = apiKindName(route_.kind);

@@ -5,20 +5,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "proxy/hooks/hook_payload.h"
 #include "proxy/hooks/signature.h"
 
 namespace gatehouse::proxy {
 namespace {
 
 using nlohmann::json;
-
-json identityJson(const RequestIdentity& who) {
-  return {{"node_id", who.node_id},
-          {"node", who.node_name},
-          {"user", who.user_login},
-          {"groups", who.groups},
-          {"tags", who.tags}};
-}
 
 json optional(const std::optional<int64_t>& v) { return v ? json(*v) : json(nullptr); }
 

@@ -96,21 +96,20 @@ std::string requestSummaryJson(std::string_view request_body) {
   return dumpJson(summary(json::parse(request_body, nullptr, false)));
 }
 
+json identityJson(const RequestIdentity& who) {
+  return {{"node_id", who.node_id},
+          {"node", who.node_name},
+          {"user", who.user_login},
+          {"groups", who.groups},
+          {"tags", who.tags}};
+}
+
 std::string preRequestPayload(const PreRequestInfo& info, std::string_view request_body,
                               bool full_body) {
-  json j = {{"version", kHookFormatVersion},
-            {"event", "pre_request"},
-            {"request_id", info.request_id},
-            {"identity",
-             {{"node_id", info.caller.node_id},
-              {"node", info.caller.node},
-              {"user", info.caller.user},
-              {"groups", info.caller.groups},
-              {"tags", info.caller.tags}}},
-            {"provider", info.provider},
-            {"api", info.api},
-            {"model", info.model},
-            {"path", info.path}};
+  json j = {{"version", kHookFormatVersion}, {"event", "pre_request"},
+            {"request_id", info.request_id}, {"identity", identityJson(info.caller)},
+            {"provider", info.provider},     {"api", info.api},
+            {"model", info.model},           {"path", info.path}};
   json body = json::parse(request_body, nullptr, false);
   if (full_body) {
     j["body"] = body.is_discarded() ? json(std::string(request_body)) : std::move(body);

@@ -9,10 +9,12 @@
 #pragma once
 
 #include <cstddef>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "proxy/logstore/record.h"
 #include "wg/status.h"
 
 namespace gatehouse::proxy {
@@ -23,19 +25,14 @@ inline constexpr size_t kSummaryTextBytes = 1000;
 // Answers longer than this are refused (a modify carries a whole request body).
 inline constexpr size_t kMaxHookAnswerBytes = 32 * 1024 * 1024;
 
-struct HookCaller {
-  std::string node_id;
-  std::string node;  // node name
-  std::string user;  // login; empty for a tagged node
-  std::vector<std::string> groups;
-  std::vector<std::string> tags;
-};
+// The identity object of hook requests and webhook events: node_id, node, user, groups, tags.
+nlohmann::json identityJson(const RequestIdentity& who);
 
 struct PreRequestInfo {
   std::string request_id;
-  HookCaller caller;
-  std::string provider;  // provider id from the config
-  std::string api;       // "anthropic.messages", "openai.chat", ...
+  RequestIdentity caller;  // as the request log records it
+  std::string provider;    // provider id from the config
+  std::string api;         // "anthropic.messages", "openai.chat", ...
   std::string model;
   std::string path;  // the client's request target
 };

@@ -76,7 +76,10 @@ TEST(HookPayload, SummaryHasCountsToolsAndTheLastUserMessageCut) {
                      long_text + R"("}]}]})";
   PreRequestInfo info;
   info.request_id = "r1";
-  info.caller = {"n1", "laptop", "alice@example.com", {"group:eng"}, {}};
+  info.caller.node_id = "n1";
+  info.caller.node_name = "laptop";
+  info.caller.user_login = "alice@example.com";
+  info.caller.groups = {"group:eng"};
   info.provider = "anthropic";
   info.api = "anthropic.messages";
   info.model = "claude-x";
