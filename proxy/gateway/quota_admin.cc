@@ -103,6 +103,8 @@ void Gateway::Connection::handleQuotaAdmin(const Route& route) {
         flights[who] = {{"requests", f.requests}, {"streams", f.streams}};
       }
       out["in_flight"] = std::move(flights);
+      // Redis enforces max_requests / max_streams over every replica; this map is this one's.
+      out["in_flight_scope"] = kind == QuotaStoreConfig::Kind::kRedis ? "this replica" : "gateway";
       answer(200, out.dump());
     });
     return;

@@ -42,16 +42,25 @@ void Exchange::reserveQuota() {
   if (!qc.enabled() || !client_.identity()) return acquire();
   const wg::Identity& who = *client_.identity();
   auto plan = std::make_shared<QuotaPlan>(planFor(qc, who));
+  QuotaStore* store = gw_.quotaStore();
   if (plan->max_requests || plan->max_streams) {
     std::string key = identityKey(who);
-    std::string why = gw_.concurrency().tryAcquire(key, model_.stream, *plan);
-    if (!why.empty()) {
-      gw_.quotaEvent({"rejected", "", key, request_id_, why});
-      return refuse(GatewayError::rateLimited(why, 1));
+    if (store != nullptr && store->sharesConcurrency()) {
+      // Limited in the store for every replica: the reserve takes the slot. Counted here too,
+      // without a limit, for this replica's view in GET /api/quotas.
+      plan->slot = QuotaPlan::Slot{key, request_id_, model_.stream};
+      gw_.concurrency().tryAcquire(key, model_.stream, QuotaPlan{});
+      concurrency_key_ = key;
+    } else {
+      std::string why = gw_.concurrency().tryAcquire(key, model_.stream, *plan);
+      if (!why.empty()) {
+        gw_.quotaEvent({"rejected", "", key, request_id_, why});
+        return refuse(GatewayError::rateLimited(why, 1));
+      }
+      concurrency_key_ = key;
     }
-    concurrency_key_ = key;
   }
-  if (plan->empty()) return acquire();
+  if (plan->empty() && !plan->slot) return acquire();
   WorstCase w = worstCase(shared_.prices.get(), apiKind(), model_.model, body_.size(),
                           model_.max_output_tokens, qc);
   if (!w.price_known) {
@@ -66,7 +75,6 @@ void Exchange::reserveQuota() {
   setAmounts(*plan, w.amounts);
   quota_plan_ = plan;
   quota_reserved_ = w.amounts;
-  QuotaStore* store = gw_.quotaStore();
   if (store == nullptr) {
     return onReserved(Status(EIO, "the quota store is not open (see the gateway's log)"));
   }
@@ -95,6 +103,10 @@ void Exchange::onReserved(Result<ReserveOutcome> r) {
     e.status = 503;
     e.type = ErrorType::kOverloaded;
     return refuse(e);
+  }
+  if (!r->allowed && !r->concurrency.empty()) {
+    gw_.quotaEvent({"rejected", "", who, request_id_, r->concurrency});
+    return refuse(GatewayError::rateLimited(r->concurrency, 1));
   }
   if (!r->allowed) {
     const BucketSpec* spec = specOf(*quota_plan_, r->rejected);

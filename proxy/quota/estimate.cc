@@ -53,16 +53,21 @@ QuotaAmounts realAmounts(const PriceTable* prices, ApiKind kind, std::string_vie
   return real;
 }
 
+std::string concurrencyRefusal(const std::string& who, bool streams, int64_t in_flight,
+                               int64_t max) {
+  const char* what = streams ? " streams" : " requests";
+  return "concurrency limit: " + who + " already has " + std::to_string(in_flight) + what +
+         " in flight (max" + (streams ? "_streams " : "_requests ") + std::to_string(max) + ")";
+}
+
 std::string ConcurrencyLimiter::tryAcquire(const std::string& who, bool stream,
                                            const QuotaPlan& plan) {
   InFlight& f = in_flight_[who];
   if (plan.max_requests && f.requests >= *plan.max_requests) {
-    return "concurrency limit: " + who + " already has " + std::to_string(f.requests) +
-           " requests in flight (max_requests " + std::to_string(*plan.max_requests) + ")";
+    return concurrencyRefusal(who, false, f.requests, *plan.max_requests);
   }
   if (stream && plan.max_streams && f.streams >= *plan.max_streams) {
-    return "concurrency limit: " + who + " already has " + std::to_string(f.streams) +
-           " streams in flight (max_streams " + std::to_string(*plan.max_streams) + ")";
+    return concurrencyRefusal(who, true, f.streams, *plan.max_streams);
   }
   ++f.requests;
   if (stream) ++f.streams;

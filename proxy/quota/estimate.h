@@ -41,6 +41,13 @@ WorstCase worstCase(const PriceTable* prices, ApiKind kind, std::string_view mod
 QuotaAmounts realAmounts(const PriceTable* prices, ApiKind kind, std::string_view model,
                          const TapResult* tap, const QuotaAmounts& reserved);
 
+// The 429 message for a concurrency limit: "concurrency limit: WHO already has N requests in
+// flight (max_requests M)" (or streams / max_streams).
+std::string concurrencyRefusal(const std::string& who, bool streams, int64_t in_flight,
+                               int64_t max);
+
+// Requests and streams in flight per identity in this process (stores that do not count them
+// for every replica; see QuotaPlan::slot).
 class ConcurrencyLimiter {
  public:
   // "" when admitted (and counted), else a message naming the limit.

@@ -54,6 +54,10 @@ struct QuotaStoreConfig {
   std::string redis_prefix = "gatehouse:quota:";
   bool fail_open = false;      // store unreachable: allow (true) or refuse with 503 (false)
   uint32_t timeout_ms = 1000;  // kRedis: a reply later than this counts as an outage
+  // kRedis: a concurrency slot expires this long after its last renewal; the holding replica
+  // renews its slots every lease_ms / 3, so only a replica that died (or lost Redis) leaves
+  // slots behind, and only for this long.
+  uint32_t lease_ms = 60'000;
 };
 
 struct QuotaConfig {
@@ -86,6 +90,15 @@ struct QuotaPlan {
   std::vector<QuotaCharge> charges;
   std::optional<uint32_t> max_requests;
   std::optional<uint32_t> max_streams;
+  // A concurrency slot held in the store for the request's lifetime, when the store counts
+  // requests in flight for every replica (Redis); otherwise each gateway counts its own
+  // (ConcurrencyLimiter) and this is empty. Reserve takes the slot, settle gives it back.
+  struct Slot {
+    std::string who;  // identityKey()
+    std::string id;   // unique per request: the request id
+    bool stream = false;
+  };
+  std::optional<Slot> slot;
   bool empty() const { return charges.empty(); }
 };
 
@@ -121,6 +134,9 @@ struct ReserveOutcome {
   int64_t rejected_level = 0;
   int64_t rejected_need = 0;
   std::optional<int64_t> retry_after_s;  // nullopt: refilling alone will never make room
+  // Refused by a concurrency limit held in the store (QuotaPlan::slot): the message, and
+  // `rejected` stays empty.
+  std::string concurrency;
 };
 
 class QuotaLedger {

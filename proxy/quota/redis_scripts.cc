@@ -109,17 +109,33 @@ const char* const kBatchBody = R"lua(
 -- of cmsgpack as numbers (no string-to-number conversion, which dominated the script's cost),
 -- and the plans are read in place, without building a table per chain or link.
 local A = cmsgpack.unpack(ARGV[3])
-local pos = 1
-for i = 1, #KEYS do
+local pos = 2
+for i = 1, A[1] do
   specs[i] = {capacity = A[pos], amount = A[pos + 1], period = A[pos + 2], onex = A[pos + 3],
               name = A[pos + 4]}
   pos = pos + 5
 end
+-- Concurrency slots: a sorted set per identity (requests, and streams), member = the request's
+-- slot id, score = when the lease expires; expired members are dropped before counting.
+local function inflight(k, t)
+  redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', string.format('%d', t))
+  return redis.call('ZCARD', KEYS[k])
+end
 local nsettle = A[pos]
 pos = pos + 1
 for p = 1, nsettle do
-  local t, nch = A[pos], A[pos + 1]
-  pos = pos + 2
+  local t = A[pos]
+  if A[pos + 1] == 1 then
+    -- Give the slot back: requests set (0: none), streams set (0: none), member.
+    local rk, sk, member = A[pos + 2], A[pos + 3], A[pos + 4]
+    if rk > 0 then redis.call('ZREM', KEYS[rk], member) end
+    if sk > 0 then redis.call('ZREM', KEYS[sk], member) end
+    pos = pos + 5
+  else
+    pos = pos + 2
+  end
+  local nch = A[pos]
+  pos = pos + 1
   for c = 1, nch do
     -- A chain: real amount, nlinks, then (key index, taken) per link.
     local real, nl = A[pos], A[pos + 1]
@@ -166,11 +182,30 @@ local function take(idx, s, v)
   s.level = s.level - v
 end
 for p = 1, nreserve do
-  local t, nch = A[pos], A[pos + 1]
-  pos = pos + 2
+  local t = A[pos]
   saved = {}
   local flagged, overdrawn, taken = {}, {}, {}
   local refused = nil
+  local slot = nil
+  if A[pos + 1] == 1 then
+    -- The slot to take: requests set, max_requests, streams set, max_streams (set 0: no limit
+    -- of that kind), member, lease expiry. Checked before any bucket is touched.
+    slot = {rk = A[pos + 2], maxr = A[pos + 3], sk = A[pos + 4], maxs = A[pos + 5],
+            member = A[pos + 6], exp = string.format('%d', A[pos + 7])}
+    pos = pos + 8
+    if slot.rk > 0 then
+      local n = inflight(slot.rk, t)
+      if n >= slot.maxr then refused = {2, 1, n, slot.maxr} end
+    end
+    if not refused and slot.sk > 0 then
+      local n = inflight(slot.sk, t)
+      if n >= slot.maxs then refused = {2, 2, n, slot.maxs} end
+    end
+  else
+    pos = pos + 2
+  end
+  local nch = A[pos]
+  pos = pos + 1
   for c = 1, nch do
     -- A chain: amount, nlinks, then the key index per link.
     local rest, nl = A[pos], A[pos + 1]
@@ -205,6 +240,10 @@ for p = 1, nreserve do
     for idx, level in pairs(saved) do st[idx].level = level end
     for _, v in ipairs(refused) do out[#out + 1] = v end
   else
+    if slot then
+      if slot.rk > 0 then redis.call('ZADD', KEYS[slot.rk], slot.exp, slot.member) end
+      if slot.sk > 0 then redis.call('ZADD', KEYS[slot.sk], slot.exp, slot.member) end
+    end
     out[#out + 1] = 1
     out[#out + 1] = #flagged
     for _, v in ipairs(flagged) do out[#out + 1] = v end

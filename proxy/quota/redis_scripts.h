@@ -13,14 +13,21 @@
 // Arguments (numbers as decimal strings, except inside the batch's MessagePack array).
 // Reserves and settles travel in batches (redis_store.cc): the settles first, then the
 // reserves, each plan in order, exactly as QuotaLedger would process the same calls one by one.
-//   batch    KEYS = bucket hashes; ARGV = 0, index, and one MessagePack array (numbers arrive
-//            as numbers: Lua's string-to-number conversion was most of the script's cost) of:
-//            per key: capacity, refill_amount, period_ms, on_exceed (0 reject, 1 overdraft,
-//            2 flag), spec name; then nsettles, settle plans, nreserves, reserve plans.
-//            A plan: now, nchains, then per chain: amount (settle: the real amount), nlinks,
-//            then per link its key index (settle: and the amount that bucket gave).
+//   batch    KEYS = bucket hashes, then concurrency sets; ARGV = 0, index, and one MessagePack
+//            array (numbers arrive as numbers: Lua's string-to-number conversion was most of
+//            the script's cost) of: nbuckets, then per bucket key: capacity, refill_amount,
+//            period_ms, on_exceed (0 reject, 1 overdraft, 2 flag), spec name; then nsettles,
+//            settle plans, nreserves, reserve plans.
+//            A plan: now, a slot, nchains, then per chain: amount (settle: the real amount),
+//            nlinks, then per link its key index (settle: and the amount that bucket gave).
+//            A slot: 0 (none) | reserve: 1, requests set idx, max_requests, streams set idx,
+//            max_streams, member, lease expiry ms | settle: 1, requests set idx, streams set
+//            idx, member (a set index 0: no limit of that kind).
 //            → per reserve plan, concatenated: {1, nflagged, keyidx..., noverdrawn,
 //              keyidx..., taken per link in order} | {0, keyidx, level, need, debt}
+//              | {2, 1 (requests) or 2 (streams), in flight, max}: a concurrency refusal
+//   concurrency sets: PREFIX .. "r:" .. WHO (requests) and PREFIX .. "s:" .. WHO (streams),
+//            sorted sets of slot ids scored by lease expiry (ms); the holder renews with ZADD XX.
 //   admin    KEYS[1]; ARGV = now, index, capacity, refill_amount, period_ms, spec,
 //            op ("refill" | "capacity"), value → level
 //   list     ARGV = index → flat {hash key, spec, level, rem, upd, cap, debt, ...}

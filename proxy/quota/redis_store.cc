@@ -15,6 +15,12 @@
 // encoded to strings when queued: nothing points into a config that a reload may free before the
 // batch is sent.
 //
+// Concurrency: a plan with a QuotaPlan::slot takes the slot in the same script call as its
+// buckets (checked first; a refused bucket takes no slot), and its settle gives it back. A slot
+// is a lease: its expiry is lease_ms past the reserve, and while this replica holds it a timer
+// pushes the expiry forward every lease_ms / 3 (ZADD XX). A replica that dies, or cannot reach
+// Redis, stops renewing, and its slots free themselves within lease_ms.
+//
 // Outage handling: a call fails (and the caller applies fail_open / fail_closed) when there is no
 // connection, when the connection drops with the call pending, or when no reply came within
 // timeout_ms (then the connection is dropped too: a hung server is an outage). Reconnection is
@@ -30,8 +36,10 @@
 #include <cstdlib>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <utility>
 
+#include "proxy/quota/estimate.h"
 #include "proxy/quota/redis_scripts.h"
 #include "proxy/quota/store.h"
 
@@ -108,13 +116,42 @@ EncodedPlan encodePlan(const QuotaPlan& plan, const QuotaTaken* taken, const Quo
   return out;
 }
 
+// A concurrency slot as the script sees it (redis_scripts.h); keys by name.
+struct EncodedSlot {
+  std::string who;
+  std::string requests_key;  // "" when the plan has no max_requests
+  std::string streams_key;   // "" when it has no max_streams or the request does not stream
+  uint32_t max_requests = 0;
+  uint32_t max_streams = 0;
+  std::string member;
+};
+
+std::optional<EncodedSlot> encodeSlot(const QuotaPlan& plan, const std::string& prefix) {
+  if (!plan.slot) return std::nullopt;
+  EncodedSlot e;
+  e.who = plan.slot->who;
+  if (plan.max_requests) {
+    e.requests_key = prefix + "r:" + plan.slot->who;
+    e.max_requests = *plan.max_requests;
+  }
+  if (plan.max_streams && plan.slot->stream) {
+    e.streams_key = prefix + "s:" + plan.slot->who;
+    e.max_streams = *plan.max_streams;
+  }
+  if (e.requests_key.empty() && e.streams_key.empty()) return std::nullopt;
+  e.member = plan.slot->id;
+  return e;
+}
+
 struct PendingReserve {
   EncodedPlan plan;
+  std::optional<EncodedSlot> slot;
   int64_t now_ms = 0;
   QuotaStore::ReserveDone done;
 };
 struct PendingSettle {
   EncodedPlan plan;
+  std::optional<EncodedSlot> slot;
   int64_t now_ms = 0;
 };
 
@@ -140,6 +177,9 @@ class RedisQuotaStore final : public QuotaStore {
     settle_timer_ = new uv_timer_t;
     uv_timer_init(loop_, settle_timer_);
     settle_timer_->data = this;
+    renew_timer_ = new uv_timer_t;
+    uv_timer_init(loop_, renew_timer_);
+    renew_timer_->data = this;
   }
   ~RedisQuotaStore() override {
     closed_ = true;
@@ -148,7 +188,11 @@ class RedisQuotaStore final : public QuotaStore {
              [](uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); });
     uv_close(reinterpret_cast<uv_handle_t*>(settle_timer_),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    uv_close(reinterpret_cast<uv_handle_t*>(renew_timer_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
   }
+
+  bool sharesConcurrency() const override { return true; }
 
   // Sends the queued settles, then lets them reach the server (hiredis disconnects once they
   // are answered) while the loop keeps running. Queued reserves are refused.
@@ -156,19 +200,24 @@ class RedisQuotaStore final : public QuotaStore {
     if (closed_) return;
     flush(true);
     closed_ = true;
+    uv_timer_stop(renew_timer_);
     if (ctx_ != nullptr) redisAsyncDisconnect(ctx_);
   }
 
   void reserve(const QuotaPlan& plan, int64_t now_ms, ReserveDone done) override {
-    reserves_.push_back({encodePlan(plan, nullptr, nullptr), now_ms, std::move(done)});
+    clock_offset_ms_ = now_ms - monoMs();  // the caller's clock, for lease renewals
+    reserves_.push_back({encodePlan(plan, nullptr, nullptr), encodeSlot(plan, cfg_.redis_prefix),
+                         now_ms, std::move(done)});
     queued();
   }
 
   void settle(const QuotaPlan& plan, const QuotaTaken& taken, const QuotaAmounts& real,
               int64_t now_ms) override {
     EncodedPlan p = encodePlan(plan, &taken, &real);
-    if (p.empty()) return;
-    settles_.push_back({std::move(p), now_ms});
+    std::optional<EncodedSlot> slot = encodeSlot(plan, cfg_.redis_prefix);
+    if (slot) held_.erase(slot->member);
+    if (p.empty() && !slot) return;
+    settles_.push_back({std::move(p), std::move(slot), now_ms});
     if (settles_.size() >= kMaxBatch) {
       queued();
     } else {
@@ -275,34 +324,95 @@ class RedisQuotaStore final : public QuotaStore {
     }
   }
 
-  // KEYS: one per distinct bucket of the batch; ARGV: 0 (each plan has its own time), index,
-  // then one MessagePack array: the specs per key, the settles and the reserves, each group
-  // counted (redis_scripts.h).
+  // KEYS: one per distinct bucket of the batch, then one per concurrency set; ARGV: 0 (each
+  // plan has its own time), index, then one MessagePack array: the number of buckets, the specs
+  // per bucket key, the settles and the reserves, each group counted (redis_scripts.h).
   struct Batch {
     std::vector<std::string> keys;
-    nlohmann::json specs = nlohmann::json::array();  // 5 per key, in key order
+    nlohmann::json specs = nlohmann::json::array();  // 5 per bucket key, in key order
     nlohmann::json args = nlohmann::json::array();   // the plans
-    std::map<std::string, size_t> idx;
+    std::map<std::string, size_t> idx;               // bucket name or set key → KEYS index
   };
-  void appendPlan(Batch& b, const EncodedPlan& plan, int64_t now_ms, bool with_taken) {
+  // Every bucket key first, so that bucket indices are 1..nbuckets.
+  void addBuckets(Batch& b, const EncodedPlan& plan) {
+    for (const EncodedCharge& c : plan) {
+      for (const EncodedLink& l : c.links) {
+        auto [it, fresh] = b.idx.emplace(l.key, b.keys.size() + 1);
+        if (!fresh) continue;
+        b.keys.push_back(cfg_.redis_prefix + "b:" + l.key);
+        b.specs.push_back(l.spec.capacity);
+        b.specs.push_back(l.spec.refill_amount);
+        b.specs.push_back(l.spec.refill_period_ms);
+        b.specs.push_back(static_cast<int>(l.spec.on_exceed));
+        b.specs.push_back(l.spec.name);
+      }
+    }
+  }
+  size_t setIndex(Batch& b, const std::string& key) {
+    if (key.empty()) return 0;
+    auto [it, fresh] = b.idx.emplace(key, b.keys.size() + 1);
+    if (fresh) b.keys.push_back(key);
+    return it->second;
+  }
+  void appendPlan(Batch& b, const EncodedPlan& plan, const std::optional<EncodedSlot>& slot,
+                  int64_t now_ms, bool settle) {
     b.args.push_back(now_ms);
+    if (!slot) {
+      b.args.push_back(0);
+    } else {
+      b.args.push_back(1);
+      b.args.push_back(setIndex(b, slot->requests_key));
+      if (!settle) b.args.push_back(slot->max_requests);
+      b.args.push_back(setIndex(b, slot->streams_key));
+      if (!settle) b.args.push_back(slot->max_streams);
+      b.args.push_back(slot->member);
+      if (!settle) b.args.push_back(now_ms + static_cast<int64_t>(cfg_.lease_ms));
+    }
     b.args.push_back(plan.size());
     for (const EncodedCharge& c : plan) {
       b.args.push_back(c.amount);
       b.args.push_back(c.links.size());
       for (const EncodedLink& l : c.links) {
-        auto [it, fresh] = b.idx.emplace(l.key, b.keys.size() + 1);
-        if (fresh) {
-          b.keys.push_back(cfg_.redis_prefix + "b:" + l.key);
-          b.specs.push_back(l.spec.capacity);
-          b.specs.push_back(l.spec.refill_amount);
-          b.specs.push_back(l.spec.refill_period_ms);
-          b.specs.push_back(static_cast<int>(l.spec.on_exceed));
-          b.specs.push_back(l.spec.name);
-        }
-        b.args.push_back(it->second);
-        if (with_taken) b.args.push_back(l.taken);
+        b.args.push_back(b.idx.at(l.key));
+        if (settle) b.args.push_back(l.taken);
       }
+    }
+  }
+
+  // Slots this replica holds: pushes each lease's expiry lease_ms past now, one ZADD XX per
+  // set (XX: a slot already given back, or expired and dropped, is not revived).
+  void renewSlots() {
+    if (held_.empty()) {
+      uv_timer_stop(renew_timer_);
+      return;
+    }
+    if (ctx_ == nullptr || closed_) return;  // an outage: the leases run out on their own
+    std::string expiry = num(monoMs() + clock_offset_ms_ + static_cast<int64_t>(cfg_.lease_ms));
+    std::map<std::string, std::vector<const std::string*>> by_set;
+    for (const auto& [member, slot] : held_) {
+      if (!slot.requests_key.empty()) by_set[slot.requests_key].push_back(&member);
+      if (!slot.streams_key.empty()) by_set[slot.streams_key].push_back(&member);
+    }
+    for (const auto& [key, members] : by_set) {
+      std::vector<const char*> argv = {"ZADD", key.data(), "XX"};
+      std::vector<size_t> lens = {4, key.size(), 2};
+      for (const std::string* m : members) {
+        argv.push_back(expiry.data());
+        lens.push_back(expiry.size());
+        argv.push_back(m->data());
+        lens.push_back(m->size());
+      }
+      redisAsyncCommandArgv(ctx_, nullptr, nullptr, static_cast<int>(argv.size()), argv.data(),
+                            lens.data());
+    }
+  }
+  void hold(const EncodedSlot& slot) {
+    held_[slot.member] = slot;
+    if (!uv_is_active(reinterpret_cast<uv_handle_t*>(renew_timer_))) {
+      uint64_t every = std::max<uint64_t>(cfg_.lease_ms / 3, 1);
+      uv_timer_start(
+          renew_timer_, [](uv_timer_t* t) { static_cast<RedisQuotaStore*>(t->data)->renewSlots(); },
+          every, every);
     }
   }
 
@@ -323,25 +433,36 @@ class RedisQuotaStore final : public QuotaStore {
     while (!settles_.empty() || !reserves_.empty()) {
       Batch b;
       size_t ns = std::min(settles_.size(), kMaxBatch);
-      b.args.push_back(ns);
-      for (size_t i = 0; i < ns; ++i) appendPlan(b, settles_[i].plan, settles_[i].now_ms, true);
-      settles_.erase(settles_.begin(), settles_.begin() + static_cast<ptrdiff_t>(ns));
       size_t nr = std::min(reserves_.size(), kMaxBatch);
+      for (size_t i = 0; i < ns; ++i) addBuckets(b, settles_[i].plan);
+      for (size_t i = 0; i < nr; ++i) addBuckets(b, reserves_[i].plan);
+      size_t nbuckets = b.keys.size();
+      b.args.push_back(ns);
+      for (size_t i = 0; i < ns; ++i) {
+        appendPlan(b, settles_[i].plan, settles_[i].slot, settles_[i].now_ms, true);
+      }
+      settles_.erase(settles_.begin(), settles_.begin() + static_cast<ptrdiff_t>(ns));
       b.args.push_back(nr);
       auto waiting = std::make_shared<std::vector<PendingReserve>>();
       for (size_t i = 0; i < nr; ++i) {
-        appendPlan(b, reserves_[i].plan, reserves_[i].now_ms, false);
+        appendPlan(b, reserves_[i].plan, reserves_[i].slot, reserves_[i].now_ms, false);
         waiting->push_back(std::move(reserves_[i]));
       }
       reserves_.erase(reserves_.begin(), reserves_.begin() + static_cast<ptrdiff_t>(nr));
-      std::vector<std::string> by_idx(b.keys.size());
-      for (const auto& [key, i] : b.idx) by_idx[i - 1] = key;
-      auto& all = b.specs.get_ref<nlohmann::json::array_t&>();
+      std::vector<std::string> by_idx(nbuckets);
+      for (const auto& [key, i] : b.idx) {
+        if (i <= nbuckets) by_idx[i - 1] = key;
+      }
+      nlohmann::json all = nlohmann::json::array({nbuckets});
+      auto& flat = all.get_ref<nlohmann::json::array_t&>();
+      for (nlohmann::json& x : b.specs.get_ref<nlohmann::json::array_t&>()) {
+        flat.push_back(std::move(x));
+      }
       for (nlohmann::json& x : b.args.get_ref<nlohmann::json::array_t&>()) {
-        all.push_back(std::move(x));
+        flat.push_back(std::move(x));
       }
       std::string packed;
-      nlohmann::json::to_msgpack(b.specs, packed);
+      nlohmann::json::to_msgpack(all, packed);
       std::vector<std::string> argv = {"0", cfg_.redis_prefix + "index", std::move(packed)};
       ++batches_in_flight_;
       call(kBatchScript, std::move(b.keys), std::move(argv),
@@ -356,9 +477,11 @@ class RedisQuotaStore final : public QuotaStore {
              for (PendingReserve& w : *waiting) {
                if (!error.empty()) {
                  w.done(Status(EIO, error));
-               } else {
-                 w.done(decodeReserve(r, &pos, w.plan, by_idx));
+                 continue;
                }
+               Result<ReserveOutcome> out = decodeReserve(r, &pos, w.plan, w.slot, by_idx);
+               if (out && out->allowed && w.slot) hold(*w.slot);
+               w.done(std::move(out));
              }
            });
       if (!force) break;  // the rest rides in the next call, sent when this one is answered
@@ -367,6 +490,7 @@ class RedisQuotaStore final : public QuotaStore {
 
   // One plan's answer at *pos in the batch reply; advances *pos.
   static Result<ReserveOutcome> decodeReserve(redisReply* r, size_t* pos, const EncodedPlan& plan,
+                                              const std::optional<EncodedSlot>& slot,
                                               const std::vector<std::string>& by_idx) {
     auto bad = [] { return Status(EPROTO, "redis: unexpected reply to the reserve script"); };
     if (r->type != REDIS_REPLY_ARRAY) return bad();
@@ -382,6 +506,14 @@ class RedisQuotaStore final : public QuotaStore {
     size_t p = *pos;
     auto first = at(p++);
     if (!first) return bad();
+    if (*first == 2) {
+      if (p + 3 > r->elements) return bad();
+      std::string who = slot ? slot->who : "";
+      out.concurrency = concurrencyRefusal(who, at(p).value_or(1) == 2, at(p + 1).value_or(0),
+                                           at(p + 2).value_or(0));
+      *pos = p + 3;
+      return out;
+    }
     if (*first == 0) {
       if (p + 4 > r->elements) return bad();
       out.rejected = name(at(p));
@@ -556,7 +688,10 @@ class RedisQuotaStore final : public QuotaStore {
   bool closed_ = false;
   std::string sha_[kScripts];
   uv_idle_t* idle_ = nullptr;
-  uv_timer_t* settle_timer_ = nullptr;  // a settle waiting for a reserve batch to ride with
+  uv_timer_t* settle_timer_ = nullptr;       // a settle waiting for a reserve batch to ride with
+  uv_timer_t* renew_timer_ = nullptr;        // every lease_ms / 3 while slots are held
+  std::map<std::string, EncodedSlot> held_;  // slots this replica holds, by member
+  int64_t clock_offset_ms_ = 0;              // the gateway's clock minus monoMs()
   int batches_in_flight_ = 0;
   bool idle_active_ = false;
   std::vector<PendingReserve> reserves_;

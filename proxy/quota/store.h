@@ -6,7 +6,8 @@
 //           interval of changes. sqlite_store.cc.
 //   redis   buckets shared by gateway replicas: every reserve / settle / refill is one atomic Lua
 //           script (EVALSHA) on the server, sent asynchronously on the gateway's loop through
-//           hiredis' libuv adapter. redis_store.cc.
+//           hiredis' libuv adapter. Concurrency slots live there too (leases that the holding
+//           replica renews), so max_requests / max_streams hold across replicas. redis_store.cc.
 //
 // Threads: every method is called on the gateway's loop thread and every callback fires on it
 // (the memory and SQLite stores call back before returning). Ownership: the Gateway owns its
@@ -61,6 +62,9 @@ class QuotaStore {
   virtual void list(ListDone done) = 0;
   // Stops background work and writes what is pending (SQLite). Loop thread; idempotent.
   virtual void close() {}
+  // True when the store counts requests in flight for every replica (Redis): the gateway then
+  // puts a QuotaPlan::slot in plans with concurrency limits instead of counting locally.
+  virtual bool sharesConcurrency() const { return false; }
   const QuotaStoreCounters& counters() const { return counters_; }
 
  protected:

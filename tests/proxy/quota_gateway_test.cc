@@ -520,6 +520,49 @@ TEST_F(QuotaGatewayTest, RedisOutageFailClosedThenFailOpen) {
   EXPECT_EQ(ev.back().kind, "fail_open");
 }
 
+// max_requests across replicas: a request held on one gateway (an upstream that never answers)
+// takes alice's only slot in Redis, so the other gateway refuses her with 429; when the held
+// client goes away, its settle gives the slot back and the other gateway serves her again.
+TEST_F(QuotaGatewayTest, RedisConcurrencyLimitHoldsAcrossReplicas) {
+  if (!RedisServer::available()) GTEST_SKIP() << "no " << kRedisServer;
+  RedisServer redis;
+  ASSERT_TRUE(redis.accepts());
+  std::string cfg = config(redisQuotas(redis.port(), "", R"({"team": {"rate": "$1.00/month"}})",
+                                       R"(["team"], "max_requests": 1)"));
+  GatewayRunner a(cfg), b(cfg);
+  ASSERT_EQ(b.call(claudeCall())->status, 200);
+  // B's settle gives its slot back up to 5 ms after the response (it rides with the next batch).
+  std::this_thread::sleep_for(50ms);
+  {
+    Client held(a.port());
+    // 400 output tokens at $1500/M: a $0.60 reservation, visible in the shared level.
+    ASSERT_TRUE(held.send(claudeCall("y", 400, "claude-test-hang")));
+    std::optional<int64_t> level;
+    for (int i = 0; i < 100 && !(level && *level < 500'000'000); ++i) {
+      std::this_thread::sleep_for(10ms);
+      level = b.level("team");
+    }
+    ASSERT_TRUE(level && *level < 500'000'000) << "A's reservation never reached Redis";
+    auto r = b.call(claudeCall());
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 429) << r->body;
+    EXPECT_EQ(r->json()["type"], "error");
+    EXPECT_EQ(r->json()["error"].value("message", ""),
+              "concurrency limit: alice@example.com already has 1 requests in flight "
+              "(max_requests 1)");
+    EXPECT_EQ(r->header("retry-after"), "1");
+    auto ev = b.events();
+    ASSERT_FALSE(ev.empty());
+    EXPECT_EQ(ev.back().kind, "rejected");
+  }  // the held client disconnects: A settles and gives the slot back
+  int status = 0;
+  for (int i = 0; i < 100 && status != 200; ++i) {
+    status = b.call(claudeCall())->status;
+    if (status != 200) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(status, 200) << "the slot was not given back";
+}
+
 TEST_F(QuotaGatewayTest, RedisRestartKeepsLevels) {
   if (!RedisServer::available()) GTEST_SKIP() << "no " << kRedisServer;
   std::string dir = (dir_ / "redis").string();

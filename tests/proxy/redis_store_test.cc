@@ -25,12 +25,17 @@ class RedisStoreTest : public ::testing::Test {
     redis_ = std::make_unique<RedisServer>();
     ASSERT_TRUE(redis_->accepts());
     uv_loop_init(&loop_);
+    store_ = open();
+  }
+  // A store on this test's Redis (another replica when called again).
+  std::unique_ptr<QuotaStore> open(uint32_t lease_ms = 60'000) {
     QuotaStoreConfig c;
     c.kind = QuotaStoreConfig::Kind::kRedis;
     c.redis_port = redis_->port();
     c.redis_prefix = "t:";
     c.timeout_ms = 3000;
-    store_ = openRedisQuotaStore(&loop_, c);
+    c.lease_ms = lease_ms;
+    return openRedisQuotaStore(&loop_, c);
   }
   void TearDown() override {
     if (!redis_) return;
@@ -40,9 +45,12 @@ class RedisStoreTest : public ::testing::Test {
   }
 
   Result<ReserveOutcome> reserve(const QuotaPlan& p, int64_t now) {
+    return reserve(*store_, p, now);
+  }
+  Result<ReserveOutcome> reserve(QuotaStore& store, const QuotaPlan& p, int64_t now) {
     bool done = false;
     Result<ReserveOutcome> out = Status(ETIMEDOUT, "no answer");
-    store_->reserve(p, now, [&](Result<ReserveOutcome> r) {
+    store.reserve(p, now, [&](Result<ReserveOutcome> r) {
       out = std::move(r);
       done = true;
     });
@@ -214,6 +222,88 @@ TEST_F(RedisStoreTest, OutageIsAnErrorAndReconnects) {
     if (!ok) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_TRUE(ok);
+}
+
+int64_t wallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Runs the loop for `ms` of real time (timers fire: settles, lease renewals).
+void runFor(uv_loop_t* loop, int ms) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  uv_timer_t tick;
+  uv_timer_init(loop, &tick);
+  uv_timer_start(
+      &tick, [](uv_timer_t*) {}, 5, 5);  // poll never blocks past the deadline
+  while (std::chrono::steady_clock::now() < until) uv_run(loop, UV_RUN_ONCE);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
+  uv_run(loop, UV_RUN_NOWAIT);
+}
+
+// max_requests / max_streams hold across replicas: the slots live in Redis, taken by the
+// reserve and given back by the settle; a replica that dies leaves its slots for one lease at
+// most, and a live replica's renewals keep its slots however long the request runs.
+TEST_F(RedisStoreTest, ConcurrencySlotsAreSharedByReplicasAndLeased) {
+  constexpr uint32_t kLease = 600;
+  std::unique_ptr<QuotaStore> a = open(kLease), b = open(kLease);
+  ASSERT_TRUE(a->sharesConcurrency());
+  QuotaPlan limits;
+  limits.max_requests = 2;
+  limits.max_streams = 1;
+  auto slot = [&](const std::string& id, bool stream) {
+    QuotaPlan p = limits;
+    p.slot = QuotaPlan::Slot{"alice", id, stream};
+    return p;
+  };
+  auto r = reserve(*a, slot("1", true), wallMs());
+  ASSERT_TRUE(r) << r.status().message();
+  EXPECT_TRUE(r->allowed);
+  // The other replica sees alice's stream.
+  r = reserve(*b, slot("2", true), wallMs());
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(r->allowed);
+  EXPECT_EQ(r->concurrency,
+            "concurrency limit: alice already has 1 streams in flight (max_streams 1)");
+  r = reserve(*b, slot("2", false), wallMs());
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->allowed);
+  r = reserve(*a, slot("3", false), wallMs());
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(r->allowed);
+  EXPECT_EQ(r->concurrency,
+            "concurrency limit: alice already has 2 requests in flight (max_requests 2)");
+  // A's stream ends: its settle gives the slot back, and B can stream.
+  a->settle(slot("1", true), {}, {0, 0, 0}, wallMs());
+  runFor(&loop_, 50);
+  r = reserve(*b, slot("3", true), wallMs());
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->allowed) << r->concurrency;
+
+  // B dies holding "2" and "3": nobody renews them, so they free themselves after the lease.
+  b.reset();
+  r = reserve(*a, slot("4", false), wallMs());
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(r->allowed) << "the dead replica's slots vanished before their lease ran out";
+  runFor(&loop_, kLease + 200);
+  r = reserve(*a, slot("4", false), wallMs());
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->allowed) << r->concurrency;
+
+  // A lives and holds "4" for three leases: its renewals keep it, so C gets one slot, not two.
+  runFor(&loop_, 3 * kLease);
+  std::unique_ptr<QuotaStore> c = open(kLease);
+  r = reserve(*c, slot("5", false), wallMs());
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->allowed);
+  r = reserve(*c, slot("6", false), wallMs());
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(r->allowed) << "A's renewed slot expired";
+  EXPECT_EQ(r->concurrency,
+            "concurrency limit: alice already has 2 requests in flight (max_requests 2)");
+  c.reset();
+  a.reset();
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 # extraction throughput in MB/s (a 300 KB Claude-Code-sized request, a long Anthropic SSE stream),
 # the tap's cost per streamed text delta, and the latency the gateway adds with
 # logging.tool_calls on versus off (in-process gateway and mock provider on loopback).
-# Usage: tools/bench/tools_bench.sh [REQUESTS_PER_ROW (300)]
+# Usage: tools/bench/tools_bench.sh [PAIRS_PER_ROUND (1000)] [ROUNDS (5)]
 # Builds build/bin/tool_extract_perf (Release) if needed; saves the output under
 # tools/bench/results/ (gitignored).
 set -euo pipefail
@@ -16,5 +16,5 @@ mkdir -p tools/bench/results
 out="tools/bench/results/tools-$(date -u +%Y%m%d-%H%M%S).txt"
 {
   echo "# tools_bench $(date -u +%FT%TZ) $(git rev-parse --short HEAD 2>/dev/null || true) on $(nproc) cores"
-  build/bin/tool_extract_perf "${1:-300}"
+  build/bin/tool_extract_perf "${1:-1000}" "${2:-5}"
 } | tee "$out"
