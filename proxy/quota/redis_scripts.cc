@@ -116,10 +116,30 @@ for i = 1, A[1] do
   pos = pos + 5
 end
 -- Concurrency slots: a sorted set per identity (requests, and streams), member = the request's
--- slot id, score = when the lease expires; expired members are dropped before counting.
+-- slot id, score = when the lease expires. Each set is read once per call (expired members
+-- dropped, then counted); the count is kept here as plans take and give back slots, and the
+-- removals and additions go to Redis in one ZREM and one ZADD per set.
+local count, removed, added = {}, {}, {}
 local function inflight(k, t)
-  redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', string.format('%d', t))
-  return redis.call('ZCARD', KEYS[k])
+  if count[k] == nil then
+    redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', string.format('%d', t))
+    count[k] = redis.call('ZCARD', KEYS[k])
+  end
+  return count[k]
+end
+local function release(k, member)
+  if k == 0 then return end
+  local r = removed[k]
+  if r == nil then r = {}; removed[k] = r end
+  r[#r + 1] = member
+end
+local function take(k, exp, member)
+  if k == 0 then return end
+  local a = added[k]
+  if a == nil then a = {}; added[k] = a end
+  a[#a + 1] = exp
+  a[#a + 1] = member
+  count[k] = count[k] + 1
 end
 local nsettle = A[pos]
 pos = pos + 1
@@ -127,9 +147,8 @@ for p = 1, nsettle do
   local t = A[pos]
   if A[pos + 1] == 1 then
     -- Give the slot back: requests set (0: none), streams set (0: none), member.
-    local rk, sk, member = A[pos + 2], A[pos + 3], A[pos + 4]
-    if rk > 0 then redis.call('ZREM', KEYS[rk], member) end
-    if sk > 0 then redis.call('ZREM', KEYS[sk], member) end
+    release(A[pos + 2], A[pos + 4])
+    release(A[pos + 3], A[pos + 4])
     pos = pos + 5
   else
     pos = pos + 2
@@ -173,11 +192,12 @@ for p = 1, nsettle do
     end
   end
 end
+for k, members in pairs(removed) do redis.call('ZREM', KEYS[k], unpack(members)) end
 local nreserve = A[pos]
 pos = pos + 1
 local out = {}
 local saved
-local function take(idx, s, v)
+local function debit(idx, s, v)
   if saved[idx] == nil then saved[idx] = s.level end
   s.level = s.level - v
 end
@@ -216,7 +236,7 @@ for p = 1, nreserve do
         local idx = A[base + i]
         local s = load(idx, specs[idx], t)
         local give = clamp(s.level, 0, rest)
-        take(idx, s, give); rest = rest - give
+        debit(idx, s, give); rest = rest - give
         taken[#taken + 1] = give
       end
       local idx = A[base + nl - 1]
@@ -224,11 +244,11 @@ for p = 1, nreserve do
       local s = load(idx, spec, t)
       if s.debt == 0 and (s.level >= rest or (nl > 1 and s.level > 0)) then
         if nl > 1 and rest > 0 then overdrawn[#overdrawn + 1] = idx end
-        take(idx, s, rest)
+        debit(idx, s, rest)
         taken[#taken + 1] = rest
       elseif spec.onex == 2 then
         local give = clamp(s.level, 0, rest)
-        take(idx, s, give)
+        debit(idx, s, give)
         taken[#taken + 1] = give
         flagged[#flagged + 1] = idx
       else
@@ -241,8 +261,8 @@ for p = 1, nreserve do
     for _, v in ipairs(refused) do out[#out + 1] = v end
   else
     if slot then
-      if slot.rk > 0 then redis.call('ZADD', KEYS[slot.rk], slot.exp, slot.member) end
-      if slot.sk > 0 then redis.call('ZADD', KEYS[slot.sk], slot.exp, slot.member) end
+      take(slot.rk, slot.exp, slot.member)
+      take(slot.sk, slot.exp, slot.member)
     end
     out[#out + 1] = 1
     out[#out + 1] = #flagged
@@ -253,6 +273,7 @@ for p = 1, nreserve do
   end
 end
 save()
+for k, a in pairs(added) do redis.call('ZADD', KEYS[k], unpack(a)) end
 return out
 )lua";
 

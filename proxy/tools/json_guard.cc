@@ -93,6 +93,7 @@ json blockedMessageItem(const std::string& item_id, const BlockedCall& b) {
 
 std::vector<BlockedCall> guardJsonBody(ApiKind kind, const Guardrails& rules, std::string& body) {
   std::vector<BlockedCall> blocked;
+  if (!mayHoldToolCalls(kind, body)) return blocked;
   json j = json::parse(body, nullptr, false);
   if (!j.is_object()) return blocked;
   const char* list = kind == ApiKind::kAnthropicMessages ? "content"

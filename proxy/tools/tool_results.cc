@@ -111,7 +111,8 @@ std::optional<ApiKind> parseApiKindName(std::string_view name) {
 }
 
 bool mayHoldToolResults(std::string_view request_body) {
-  return request_body.find("tool_result") != std::string_view::npos ||
+  return request_body.find("\\u") != std::string_view::npos ||
+         request_body.find("tool_result") != std::string_view::npos ||
          request_body.find("tool_call_id") != std::string_view::npos ||
          request_body.find("_output") != std::string_view::npos;
 }

@@ -23,6 +23,20 @@ bool isResponsesToolItem(std::string_view type) {
 
 }  // namespace
 
+bool mayHoldToolCalls(ApiKind kind, std::string_view body) {
+  if (body.find("\\u") != std::string_view::npos) return true;
+  switch (kind) {
+    case ApiKind::kAnthropicMessages:
+      return body.find("tool_use") != std::string_view::npos;
+    case ApiKind::kOpenAiChat:
+      return body.find("tool_calls") != std::string_view::npos;
+    case ApiKind::kOpenAiResponses:
+      return body.find("_call") != std::string_view::npos;
+    default:
+      return true;
+  }
+}
+
 Agent agentFor(ApiKind kind) {
   switch (kind) {
     case ApiKind::kOpenAiChat:
@@ -158,6 +172,10 @@ void ToolTap::completeAll(bool truncated) {
 }
 
 void ToolTap::parseBody() {
+  if (!mayHoldToolCalls(kind_, body_)) {  // most answers: no call, no parse
+    std::string().swap(body_);
+    return;
+  }
   json j = json::parse(body_, nullptr, false);
   body_.clear();
   body_.shrink_to_fit();

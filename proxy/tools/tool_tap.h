@@ -49,6 +49,12 @@
 
 namespace gatehouse::proxy::tools {
 
+// False when a JSON response body of `kind` cannot hold a tool call, so it need not be parsed
+// for one: the marker of every call type the tap and the guard look at ("tool_use",
+// "tool_calls", "_call") is absent and the body has no \u escape (the only way JSON could spell
+// a marker without its literal bytes). True otherwise, also when unsure.
+bool mayHoldToolCalls(ApiKind kind, std::string_view body);
+
 struct ToolTapOptions {
   size_t max_body_bytes = size_t{32} << 20;
   size_t max_argument_bytes = size_t{4} << 20;

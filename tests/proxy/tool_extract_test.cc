@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "proxy/http/sse.h"
+#include "proxy/tools/guardrail.h"
+#include "proxy/tools/json_guard.h"
 #include "proxy/tools/tool_results.h"
 #include "proxy/tools/tool_tap.h"
 
@@ -210,6 +212,32 @@ TEST(ToolExtract, Bounds) {
   json_tap.onBody(R"({"content":[{"type":"tool_use"}]})");
   EXPECT_TRUE(json_tap.finish().empty());
   EXPECT_EQ(json_tap.stats().oversized, 1u);
+}
+
+// JSON answers without a call marker are not parsed for calls (the common case, and most of the
+// tap's cost); a marker spelled with \u escapes still gets the full parse, so an answer cannot
+// hide a call from the tap or the guardrails that way.
+TEST(ToolExtract, SkipsTheParseOnlyWhenNoCallCanBeThere) {
+  EXPECT_FALSE(mayHoldToolCalls(ApiKind::kAnthropicMessages,
+                                R"({"content":[{"type":"text","text":"hi"}]})"));
+  EXPECT_TRUE(
+      mayHoldToolCalls(ApiKind::kAnthropicMessages, R"({"content":[{"type":"tool_use"}]})"));
+  EXPECT_FALSE(mayHoldToolCalls(ApiKind::kOpenAiChat, R"({"choices":[{"message":{}}]})"));
+  EXPECT_TRUE(mayHoldToolCalls(ApiKind::kOpenAiChat, R"({"tool_calls":[]})"));
+  EXPECT_FALSE(mayHoldToolCalls(ApiKind::kOpenAiResponses, R"({"output":[{"type":"message"}]})"));
+  EXPECT_TRUE(mayHoldToolCalls(ApiKind::kOpenAiResponses, R"({"output":[{"type":"shell_call"}]})"));
+  std::string escaped = R"({"content":[{"type":"tool\u005fuse","id":"toolu_1","name":"Bash",)"
+                        R"("input":{"command":"rm -rf /"}}]})";
+  EXPECT_TRUE(mayHoldToolCalls(ApiKind::kAnthropicMessages, escaped));
+  auto calls = extract(ApiKind::kAnthropicMessages, escaped, false, 7);
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].command, "rm -rf /");
+  // The guard sees it too.
+  auto blocked = guardJsonBody(ApiKind::kAnthropicMessages, *Guardrails::builtin(), escaped);
+  ASSERT_EQ(blocked.size(), 1u);
+  json rewritten = json::parse(escaped, nullptr, false);
+  ASSERT_TRUE(rewritten.is_object());
+  EXPECT_EQ(rewritten["content"][0]["type"], "text");
 }
 
 TEST(ToolExtract, HostileInputIsCountedNotFatal) {

@@ -17,7 +17,9 @@
 # Targets (issue 7): sqlite ≥ 0.95×, redis ≥ 0.9× at 64 connections.
 #
 # Usage: tools/bench/quota_bench.sh [GATEHOUSE_BIN]   (default build/bin/gatehouse)
-# Env: BENCH_SECONDS (8) per wrk run; BENCH_ROUNDS (2); BENCH_CONNS ("64 1").
+# Env: BENCH_SECONDS (8) per wrk run; BENCH_ROUNDS (2); BENCH_CONNS ("64 1"); BENCH_PERF=off|sqlite|redis|redis-server
+# profiles that process with `perf record` during its runs (the top of `perf report` is saved
+# under tools/bench/results/).
 # Needs: nginx, wrk, redis-server, python3 (tools/install-deps.sh). Root is not needed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -34,6 +36,8 @@ done
 [ "$SECS" -ge 1 ] && [ "$SECS" -le 120 ] || { echo "quota_bench: BENCH_SECONDS 1..120" >&2; exit 1; }
 
 BENCH_NAME=quota_bench
+RESULTS_DIR="$ROOT/tools/bench/results"
+mkdir -p "$RESULTS_DIR"
 # shellcheck source=tools/bench/bench_lib.sh
 source "$ROOT/tools/bench/bench_lib.sh"
 
@@ -118,8 +122,28 @@ for conns in $CONNS; do
       [ "$cfg" = redis ] && cpu_pids+=("$REDIS_PID")
       t0=$(cpu_ticks "${cpu_pids[@]}")
       r0=$(cpu_ticks "$REDIS_PID")
+      perf_pid=""
+      redis_perf_pid=""
+      if [ "${BENCH_PERF:-}" = redis-server ] && [ "$cfg" = redis ] && command -v perf >/dev/null; then
+        perf record -F 499 -g -p "$REDIS_PID" -o "$RESULTS_DIR/perf-redis-server-c$conns-r$round.data" \
+          -- sleep "$SECS" >/dev/null 2>&1 &
+        redis_perf_pid=$!
+      fi
+      if [ "${BENCH_PERF:-}" = "$cfg" ] && command -v perf >/dev/null; then
+        perf record -F 499 ${BENCH_PERF_CALLGRAPH:---call-graph dwarf,16384} -p "${GWPID[$cfg]}" -o "$RESULTS_DIR/perf-$cfg-c$conns-r$round.data" \
+          -- sleep "$SECS" >/dev/null 2>&1 &
+        perf_pid=$!
+      fi
       out=$(timeout $((SECS + 30)) wrk -t$threads -c"$conns" -d"${SECS}s" --timeout 10s -s "$TMP/req.lua" \
         "http://127.0.0.1:${PORT[$cfg]}/v1/messages" 2>&1) || true
+      [ -z "$redis_perf_pid" ] || wait "$redis_perf_pid" || true
+      if [ -n "$perf_pid" ]; then
+        wait "$perf_pid" || true
+        perf report -i "$RESULTS_DIR/perf-$cfg-c$conns-r$round.data" --no-children --percent-limit 0.7 \
+          --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -40 \
+          >"$RESULTS_DIR/perf-$cfg-c$conns-r$round.txt" || true
+        say "$cfg c$conns round $round: profile in $RESULTS_DIR/perf-$cfg-c$conns-r$round.txt"
+      fi
       t1=$(cpu_ticks "${cpu_pids[@]}")
       r1=$(cpu_ticks "$REDIS_PID")
       line=$(sed -n 's/^WRKJSON //p' <<<"$out")
