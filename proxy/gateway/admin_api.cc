@@ -188,7 +188,8 @@ AdminResponse handleAdminRequest(LogReader* reader, std::string_view method,
     return toolsRequest(reader, path, filter, q);
   }
   return error(404, "unknown admin endpoint " + std::string(path) +
-                        " (try /api/requests, /api/usage, /api/sessions, /api/tools)");
+                        " (try /api/requests, /api/usage, /api/sessions, /api/tools, /api/quotas, "
+                        "/api/metrics)");
 }
 
 }  // namespace gatehouse::proxy

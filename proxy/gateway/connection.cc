@@ -5,6 +5,7 @@
 
 #include "proxy/config/credentials.h"
 #include "proxy/gateway/admin_api.h"
+#include "proxy/gateway/metrics.h"
 #include "proxy/gateway/models.h"
 #include "proxy/gateway/records.h"
 
@@ -268,6 +269,13 @@ void Gateway::Connection::handleAdmin(const Route& route) {
   }
   if (route.path == "/api/quotas" || route.path.rfind("/api/quotas/", 0) == 0) {
     return handleQuotaAdmin(route);
+  }
+  if (route.path == "/api/metrics" && head_.method == "GET") {
+    http::HeaderList h{{"content-type", "text/plain; version=0.0.4; charset=utf-8"}};
+    answer(200, std::move(h),
+           metricsText(gw_.counters(), gw_.quotaStore(), gw_.options().log, gw_.options().webhooks),
+           route.kind);
+    return;
   }
   AdminResponse r = handleAdminRequest(gw_.options().reader, head_.method, head_.target);
   http::HeaderList h{{"content-type", "application/json"}};

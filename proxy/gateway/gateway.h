@@ -82,7 +82,7 @@ struct GatewayOptions {
 struct GatewayCounters {
   std::atomic<uint64_t> connections{0};
   std::atomic<uint64_t> requests{0};
-  std::atomic<uint64_t> forwarded{0};
+  std::atomic<uint64_t> forwarded{0};  // past the grant check
   std::atomic<uint64_t> denied{0};
   std::atomic<uint64_t> client_errors{0};       // 4xx the gateway answered itself
   std::atomic<uint64_t> upstream_errors{0};     // 502/504

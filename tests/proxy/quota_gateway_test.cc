@@ -501,6 +501,18 @@ TEST_F(QuotaGatewayTest, RedisOutageFailClosedThenFailOpen) {
     EXPECT_EQ(r->status, 503) << r->body;
     EXPECT_NE(r->json()["error"].value("message", "").find("fail_closed"), std::string::npos);
     EXPECT_GE(gw.gateway().counters().quota_store_errors.load(), 1u);
+    // Visible to a scraper: GET /api/metrics (Prometheus text) counts the outage.
+    auto m = gw.call(adminGet("/api/metrics"));
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->status, 200);
+    EXPECT_EQ(m->header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+    EXPECT_NE(m->body.find("# TYPE gatehouse_quota_events_total counter\n"), std::string::npos);
+    EXPECT_NE(m->body.find("gatehouse_quota_events_total{kind=\"store_error\"} 1\n"),
+              std::string::npos)
+        << m->body;
+    EXPECT_NE(m->body.find("gatehouse_quota_store_errors_total "), std::string::npos);
+    // Both passed the grant check; the second was then refused by the store outage.
+    EXPECT_NE(m->body.find("gatehouse_gateway_forwarded_total 2\n"), std::string::npos) << m->body;
     redis.start();
     int status = 0;
     for (int i = 0; i < 50 && status != 200; ++i) {

@@ -1,7 +1,7 @@
 # Shared by the loopback benchmarks (gateway_bench.sh, quota_bench.sh); sourced, not run.
 # Creates $TMP (mktemp under /tmp, world-readable so nginx workers read files in it), the PIDS
 # array of processes to stop at exit (TERM, then KILL after 3 s; only these PIDs), the exit
-# traps, and the helpers say, free_port, wait_port, cpu_ticks, nginx_common, start_static_mock,
+# traps, and the helpers say, free_port, wait_port, cpu_ticks, wait_idle, nginx_common, start_static_mock,
 # launch_gateway and wrk_script. Set
 # BENCH_NAME (and, for launch_gateway, GATEHOUSE_BIN and REAL_KEY) before sourcing.
 TMP=$(mktemp -d "/tmp/gh-${BENCH_NAME}.XXXXXX")
@@ -36,6 +36,19 @@ wait_port() { # PORT TENTHS
 }
 
 CLK_TCK=$(getconf CLK_TCK)
+# Waits (at most 30 s) until the processes use no CPU for 0.3 s: what a wrk run leaves behind
+# (the gateway's log writer draining its queue) is finished, so it is counted in that run's CPU
+# per request and does not slow the next run.
+wait_idle() { # PID...
+  local i prev cur
+  prev=$(cpu_ticks "$@")
+  for i in $(seq 1 100); do
+    sleep 0.3
+    cur=$(cpu_ticks "$@")
+    [ "$cur" -le "$((prev + 1))" ] && return 0
+    prev=$cur
+  done
+}
 cpu_ticks() { # PID...: utime+stime of the processes and their direct children
   local p all=() t=0
   for p in "$@"; do all+=("$p") && all+=($(pgrep -P "$p" || true)); done

@@ -13,7 +13,8 @@
 #            `gatehouse gateway` joined to a local `gatehouse control` → mock
 # Each with wrk at 64 connections and at 1, JSON and SSE: requests/s, latency p50/p99, added p50/p99
 # vs direct, gateway/nginx ratios, CPU µs per request (utime+stime of the proxy's processes from
-# /proc/PID/stat around the run, divided by the requests).
+# /proc/PID/stat from the start of the run until they are idle again, so the log writer's backlog
+# counts, divided by the requests). Each run starts with the proxy idle.
 # Then N concurrent long-lived SSE streams (default 512) paced by tests/gateway/mock_provider.mjs
 # (long L, slow MS) direct, through nginx and through the gateway: TTFB p99 and inter-event gap
 # p99 (added vs direct), lost / reordered / merged events (tools/bench/gateway_streams.py).
@@ -148,9 +149,11 @@ run_wrk() {
   if [ "$code" != 200 ]; then
     say "$cfg $mode: probe answered $code: $(head -c 300 "$TMP/probe.out")"
   fi
+  [ $# -eq 0 ] || wait_idle "$@"
   t0=$([ $# -gt 0 ] && cpu_ticks "$@" || echo 0)
   out=$(timeout $((SECS + 30)) wrk -t$threads -c"$conns" -d"${SECS}s" --timeout 10s -s "$TMP/$mode.lua" \
     "http://127.0.0.1:$port$path" 2>&1) || true
+  [ $# -eq 0 ] || wait_idle "$@"  # the log writer's backlog belongs to this run
   t1=$([ $# -gt 0 ] && cpu_ticks "$@" || echo 0)
   line=$(sed -n 's/^WRKJSON //p' <<<"$out")
   if [ -z "$line" ]; then

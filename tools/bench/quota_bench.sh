@@ -120,6 +120,7 @@ for conns in $CONNS; do
     for cfg in off sqlite redis; do
       cpu_pids=("${GWPID[$cfg]}")
       [ "$cfg" = redis ] && cpu_pids+=("$REDIS_PID")
+      wait_idle "${cpu_pids[@]}"
       t0=$(cpu_ticks "${cpu_pids[@]}")
       r0=$(cpu_ticks "$REDIS_PID")
       perf_pid=""
@@ -144,6 +145,7 @@ for conns in $CONNS; do
           >"$RESULTS_DIR/perf-$cfg-c$conns-r$round.txt" || true
         say "$cfg c$conns round $round: profile in $RESULTS_DIR/perf-$cfg-c$conns-r$round.txt"
       fi
+      wait_idle "${cpu_pids[@]}"  # the log writer's backlog belongs to this run
       t1=$(cpu_ticks "${cpu_pids[@]}")
       r1=$(cpu_ticks "$REDIS_PID")
       line=$(sed -n 's/^WRKJSON //p' <<<"$out")
