@@ -195,32 +195,42 @@ end
 for k, members in pairs(removed) do redis.call('ZREM', KEYS[k], unpack(members)) end
 local nreserve = A[pos]
 pos = pos + 1
-local out = {}
-local saved
+local out, nout = {}, 0
+local function emit(v) nout = nout + 1; out[nout] = v end
+-- Per plan, without a table per plan (this loop is most of the script's cost): the levels a plan
+-- changed (to put back when it is refused), what each link gave, and the rare flagged and
+-- overdrawn buckets.
+local saved, nsaved = {}, 0
+local savedidx = {}
+local taken, ntaken = {}, 0
 local function debit(idx, s, v)
-  if saved[idx] == nil then saved[idx] = s.level end
+  if saved[idx] == nil then
+    saved[idx] = s.level
+    nsaved = nsaved + 1
+    savedidx[nsaved] = idx
+  end
   s.level = s.level - v
 end
 for p = 1, nreserve do
   local t = A[pos]
-  saved = {}
-  local flagged, overdrawn, taken = {}, {}, {}
-  local refused = nil
-  local slot = nil
+  for i = 1, nsaved do saved[savedidx[i]] = nil end
+  nsaved, ntaken = 0, 0
+  local flagged, overdrawn = nil, nil
+  local refused = false
+  local rk, sk, member, exp = 0, 0, nil, nil
   if A[pos + 1] == 1 then
     -- The slot to take: requests set, max_requests, streams set, max_streams (set 0: no limit
     -- of that kind), member, lease expiry. Checked before any bucket is touched.
-    slot = {rk = A[pos + 2], maxr = A[pos + 3], sk = A[pos + 4], maxs = A[pos + 5],
-            member = A[pos + 6], exp = string.format('%d', A[pos + 7])}
+    rk, sk, member, exp = A[pos + 2], A[pos + 4], A[pos + 6], A[pos + 7]
+    if rk > 0 then
+      local n = inflight(rk, t)
+      if n >= A[pos + 3] then refused = true; emit(2); emit(1); emit(n); emit(A[pos + 3]) end
+    end
+    if not refused and sk > 0 then
+      local n = inflight(sk, t)
+      if n >= A[pos + 5] then refused = true; emit(2); emit(2); emit(n); emit(A[pos + 5]) end
+    end
     pos = pos + 8
-    if slot.rk > 0 then
-      local n = inflight(slot.rk, t)
-      if n >= slot.maxr then refused = {2, 1, n, slot.maxr} end
-    end
-    if not refused and slot.sk > 0 then
-      local n = inflight(slot.sk, t)
-      if n >= slot.maxs then refused = {2, 2, n, slot.maxs} end
-    end
   else
     pos = pos + 2
   end
@@ -237,39 +247,51 @@ for p = 1, nreserve do
         local s = load(idx, specs[idx], t)
         local give = clamp(s.level, 0, rest)
         debit(idx, s, give); rest = rest - give
-        taken[#taken + 1] = give
+        ntaken = ntaken + 1; taken[ntaken] = give
       end
       local idx = A[base + nl - 1]
       local spec = specs[idx]
       local s = load(idx, spec, t)
       if s.debt == 0 and (s.level >= rest or (nl > 1 and s.level > 0)) then
-        if nl > 1 and rest > 0 then overdrawn[#overdrawn + 1] = idx end
+        if nl > 1 and rest > 0 then
+          overdrawn = overdrawn or {}
+          overdrawn[#overdrawn + 1] = idx
+        end
         debit(idx, s, rest)
-        taken[#taken + 1] = rest
+        ntaken = ntaken + 1; taken[ntaken] = rest
       elseif spec.onex == 2 then
         local give = clamp(s.level, 0, rest)
         debit(idx, s, give)
-        taken[#taken + 1] = give
+        ntaken = ntaken + 1; taken[ntaken] = give
+        flagged = flagged or {}
         flagged[#flagged + 1] = idx
       else
-        refused = {0, idx, s.level, rest, s.debt}
+        refused = true
+        emit(0); emit(idx); emit(s.level); emit(rest); emit(s.debt)
       end
     end
   end
   if refused then
-    for idx, level in pairs(saved) do st[idx].level = level end
-    for _, v in ipairs(refused) do out[#out + 1] = v end
+    for i = 1, nsaved do local idx = savedidx[i]; st[idx].level = saved[idx] end
   else
-    if slot then
-      take(slot.rk, slot.exp, slot.member)
-      take(slot.sk, slot.exp, slot.member)
+    if member then
+      take(rk, exp, member)
+      take(sk, exp, member)
     end
-    out[#out + 1] = 1
-    out[#out + 1] = #flagged
-    for _, v in ipairs(flagged) do out[#out + 1] = v end
-    out[#out + 1] = #overdrawn
-    for _, v in ipairs(overdrawn) do out[#out + 1] = v end
-    for _, v in ipairs(taken) do out[#out + 1] = v end
+    emit(1)
+    if flagged then
+      emit(#flagged)
+      for _, v in ipairs(flagged) do emit(v) end
+    else
+      emit(0)
+    end
+    if overdrawn then
+      emit(#overdrawn)
+      for _, v in ipairs(overdrawn) do emit(v) end
+    else
+      emit(0)
+    end
+    for i = 1, ntaken do emit(taken[i]) end
   end
 end
 save()
