@@ -124,6 +124,14 @@ bool AnthropicStreamGuard::dropHeld() {
 
 void AnthropicStreamGuard::onEvent(const http::SseEvent& e, std::string_view raw,
                                    std::string& out) {
+  // Not holding a call, only a tool_use block start (or the stop_reason "tool_use" to fix after
+  // a block) matters; an event without "tool_use" and without a \u escape that could spell it
+  // passes as it came, unparsed (every text and thinking delta).
+  if (!holding_ && e.data.find("tool_use") == std::string::npos &&
+      e.data.find("\\u") == std::string::npos) {
+    out.append(raw);
+    return;
+  }
   json j = json::parse(e.data, nullptr, false);
   std::string type = e.event != "message" ? e.event : str(j, "type");
   int64_t index = num(j, "index", -1);

@@ -218,6 +218,15 @@ void ToolTap::parseBody() {
 }
 
 void ToolTap::anthropicEvent(std::string_view name, std::string_view data) {
+  // Text and thinking deltas are most of a stream: skip the parse of an event that cannot open,
+  // feed or close a call (no "tool_use" / "input_json_delta" in it, no \u escape that could
+  // spell one, and, with a call open, a content delta).
+  constexpr auto npos = std::string_view::npos;
+  if (data.find("\\u") == npos && data.find("tool_use") == npos &&
+      data.find("input_json_delta") == npos &&
+      (open_.empty() || name == "content_block_delta" || name == "ping")) {
+    return;
+  }
   json j = json::parse(data, nullptr, false);
   if (j.is_discarded()) {
     ++stats_.parse_errors;
@@ -262,6 +271,12 @@ void ToolTap::chatEvent(std::string_view data) {
   if (data == "[DONE]") {
     completeAll(false);
     finished_ = true;
+    return;
+  }
+  // Most chunks are content deltas: with no call open, only a chunk with "tool_calls" (or a
+  // \u escape that could spell it) matters.
+  if (open_.empty() && data.find("tool_calls") == std::string_view::npos &&
+      data.find("\\u") == std::string_view::npos) {
     return;
   }
   json j = json::parse(data, nullptr, false);

@@ -128,6 +128,24 @@ TEST(StreamGuard, BlocksRmRfRootAndKeepsTheMessageValid) {
   }
 }
 
+// Events without "tool_use" pass unparsed; a block type spelled with a \u escape is still seen.
+TEST(StreamGuard, EscapedToolUseIsStillHeldAndBlocked) {
+  std::string in = stream({"rm -rf /"});
+  std::string needle = "\"type\":\"tool_use\"";
+  size_t at = in.find(needle);
+  ASSERT_NE(at, std::string::npos);
+  in.replace(at, needle.size(), "\"type\":\"tool\\u005fuse\"");
+  ASSERT_EQ(in.find(needle), std::string::npos);
+  AnthropicStreamGuard g(Guardrails::builtin());
+  std::string out = guarded(in, 13, &g);
+  ASSERT_EQ(g.blocked().size(), 1u);
+  EXPECT_EQ(out.find("input_json_delta"), std::string::npos);
+  Assembled m = assemble(out);
+  EXPECT_EQ(m.error, "");
+  ASSERT_EQ(m.content.size(), 3u);
+  EXPECT_EQ(m.content[1]["type"], "text");
+}
+
 TEST(StreamGuard, HarmlessStreamIsByteIdentical) {
   std::string in = stream({"ls -la", "git status && grep -rn TODO ."});
   for (size_t chunk : {in.size(), size_t{1}, size_t{3}, size_t{64}}) {

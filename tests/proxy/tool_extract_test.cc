@@ -240,6 +240,8 @@ TEST(ToolExtract, SkipsTheParseOnlyWhenNoCallCanBeThere) {
   EXPECT_EQ(rewritten["content"][0]["type"], "text");
 }
 
+// Garbage is counted where it could have held a call; events that cannot (no call marker, no \u
+// escape) are skipped unparsed, which is most of a stream.
 TEST(ToolExtract, HostileInputIsCountedNotFatal) {
   for (ApiKind kind :
        {ApiKind::kAnthropicMessages, ApiKind::kOpenAiChat, ApiKind::kOpenAiResponses}) {
@@ -249,7 +251,11 @@ TEST(ToolExtract, HostileInputIsCountedNotFatal) {
           "{\"choices\":[{\"delta\":{\"tool_calls\":[7,{\"index\":-1}]}}]}",
           "{\"type\":\"response.output_item.done\",\"item\":[]}",
           "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\"}"
-          "}"}) {
+          "}",
+          // Cut short where a call starts: parsed (they could hold one), and counted.
+          "{\"type\":\"content_block_start\",\"content_block\":{\"type\":\"tool_use\"",
+          "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,",
+          "{\"type\":\"response.output_item.added\",\"item\":{\"type\":\"function_call\""}) {
       tap.onSseEvent("", d);
       tap.onSseEvent("content_block_start", d);
     }
