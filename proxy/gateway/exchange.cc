@@ -431,10 +431,13 @@ void Exchange::record(const std::string& error) {
     gw_.mutableCounters().guard_blocked += guard_->blocked().size();
     if (guard_->passthrough()) ++gw_.mutableCounters().guard_passthrough;
   }
+  bool body_logged_whole =
+      shared_.config->logging.bodies && body_.size() <= gw_.options().max_logged_body_bytes;
   if (shared_.config->logging.tool_calls) {
     static const std::vector<tools::ToolCall> kNone;
     addToolRecords(tool_tap_ ? tool_tap_->finish() : kNone, apiKind(), body_, rec,
-                   shared_.config->guardrails.get(), guard_ ? guard_->blocked() : json_blocked_);
+                   shared_.config->guardrails.get(), guard_ ? guard_->blocked() : json_blocked_,
+                   body_logged_whole);
   }
   rec.response_headers = toRecordHeaders(std::move(response_headers_));
   if (shared_.config->logging.bodies) {

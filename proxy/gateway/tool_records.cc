@@ -27,8 +27,8 @@ ToolCallRecord toRecord(const tools::ToolCall& call) {
 
 void addToolRecords(const std::vector<tools::ToolCall>& calls, ApiKind kind,
                     std::string_view request_body, RequestRecord& rec,
-                    const tools::Guardrails* rules,
-                    const std::vector<tools::BlockedCall>& blocked) {
+                    const tools::Guardrails* rules, const std::vector<tools::BlockedCall>& blocked,
+                    bool body_in_record) {
   for (size_t i = 0; i < calls.size(); ++i) {
     ToolCallRecord r = toRecord(calls[i]);
     if (rules != nullptr) {
@@ -51,7 +51,8 @@ void addToolRecords(const std::vector<tools::ToolCall>& calls, ApiKind kind,
   // marker has none, so it is not even copied.
   if (!tools::mayHoldToolResults(request_body)) return;
   rec.tool_result_source = std::make_shared<const ToolResultSource>(
-      ToolResultSource{std::string(tools::apiKindName(kind)), std::string(request_body)});
+      ToolResultSource{std::string(tools::apiKindName(kind)),
+                       body_in_record ? std::string() : std::string(request_body), body_in_record});
 }
 
 }  // namespace gatehouse::proxy

@@ -17,11 +17,14 @@ namespace gatehouse::proxy {
 // Fills rec.tool_calls from `calls` (ids invented as "<request id>#<n>" where the provider gave
 // none), each with the guardrail rules it matches (`rules` may be null; `blocked` are the calls a
 // stream guard replaced, marked enforced), and rec.tool_result_source from `request_body`
-// (copied only when it may hold results; the log writer's thread reads them).
+// (only when it may hold results; the log writer's thread reads them). `body_in_record`: the
+// caller puts the same bytes, whole, in rec.request_body, so the source points there instead
+// of copying them (a Claude Code request is hundreds of KB).
 void addToolRecords(const std::vector<tools::ToolCall>& calls, ApiKind kind,
                     std::string_view request_body, RequestRecord& rec,
                     const tools::Guardrails* rules = nullptr,
-                    const std::vector<tools::BlockedCall>& blocked = {});
+                    const std::vector<tools::BlockedCall>& blocked = {},
+                    bool body_in_record = false);
 
 ToolCallRecord toRecord(const tools::ToolCall& call);
 

@@ -184,7 +184,10 @@ Result<EncodedRecord> encode(const RequestRecord& r, int zstd_level) {
   if (r.tool_result_source) {
     auto kind = tools::parseApiKindName(r.tool_result_source->api_kind);
     if (kind) {
-      for (const auto& t : tools::extractToolResults(*kind, r.tool_result_source->body)) {
+      const ToolResultSource& src = *r.tool_result_source;
+      std::string_view body = src.body;
+      if (src.in_request_body) body = r.request_body ? std::string_view(*r.request_body) : "";
+      for (const auto& t : tools::extractToolResults(*kind, body)) {
         e.tool_results.push_back({t.call_id, std::string(tools::toString(t.status)), t.size});
       }
     }

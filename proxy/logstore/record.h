@@ -77,6 +77,9 @@ struct ToolCallRecord {
 struct ToolResultSource {
   std::string api_kind;  // as RequestRecord::api_kind
   std::string body;
+  // The body is the record's request_body (logged whole): not copied a second time, and `body`
+  // is empty.
+  bool in_request_body = false;
 };
 
 // A result the request carried for an earlier call: sets that call's result once.

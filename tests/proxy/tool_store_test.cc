@@ -284,15 +284,30 @@ TEST(ToolStoreTest, RecordsFromATapAndARequest) {
   addToolRecords({anonymous}, ApiKind::kOpenAiChat, "{}", r3);
   EXPECT_EQ(r3.tool_calls[0].call_id, "r3#0");
 
+  // The gateway logs the request body whole: the source points at it instead of a copy.
+  RequestRecord r4 = request("r4", kT0 + 3, "n1", "alice", {shellCall("toolu_9", "ls")});
+  std::string logged = R"({"messages":[{"role":"user","content":[{"type":"tool_result",
+      "tool_use_id":"toolu_9","content":"abc"}]}]})";
+  addToolRecords({}, ApiKind::kAnthropicMessages, logged, r4, nullptr, {}, true);
+  ASSERT_TRUE(r4.tool_result_source);
+  EXPECT_TRUE(r4.tool_result_source->in_request_body);
+  EXPECT_EQ(r4.tool_result_source->body, "");
+  r4.request_body = logged;
+
   Scratch s;
   auto store = openStore(s.db());
-  insertAll(*store, {r1, r2, r3});
+  insertAll(*store, {r1, r2, r3, r4});
   auto reader = openReader(s.db());
   auto page = reader->listTools({.filter = {.command = "cat"}});
   ASSERT_TRUE(page);
   ASSERT_EQ(page->calls.size(), 1u);
   EXPECT_EQ(page->calls[0].result_status, "ok");
   EXPECT_EQ(page->calls[0].result_size, 5);
+  page = reader->listTools({.filter = {.command = "ls"}});
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->calls.size(), 1u);
+  EXPECT_EQ(page->calls[0].result_status, "ok");
+  EXPECT_EQ(page->calls[0].result_size, 3);
 }
 
 }  // namespace
