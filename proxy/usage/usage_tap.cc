@@ -16,21 +16,8 @@ using nlohmann::json;
 // response and is cut so that log rows stay small.
 constexpr size_t kMaxFieldBytes = 256;
 
-// Members the tap never reads, at any depth: the bulk of an answer (message content, tool
-// arguments, the tools and instructions a Responses object echoes). Their values are lexed but
-// never built into the document.
-bool unread(std::string_view key) {
-  static constexpr std::string_view kUnread[] = {
-      "content",     "instructions", "tools",   "input",      "logprobs",
-      "annotations", "arguments",    "summary", "tool_calls", "encrypted_content"};
-  return std::find(std::begin(kUnread), std::end(kUnread), key) != std::end(kUnread);
-}
-
 bool parseJson(std::string_view text, json& out, TapStats& stats) {
-  static const json::parser_callback_t keep = [](int, json::parse_event_t event, json& parsed) {
-    return event != json::parse_event_t::key || !unread(parsed.get_ref<const std::string&>());
-  };
-  out = json::parse(text.begin(), text.end(), keep, /*allow_exceptions=*/false);
+  out = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (out.is_discarded()) {
     ++stats.parse_errors;
     return false;
