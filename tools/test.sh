@@ -38,7 +38,7 @@ trap - EXIT
 
 echo "== fuzz smoke (libFuzzer, clang)"
 # 10 s per target keeps a CI run under 30 minutes; tools/fuzz.sh run NAME SECS goes longer.
-FUZZ_SECONDS=${FUZZ_SECONDS:-10} bash tools/fuzz.sh smoke
+FUZZ_SECONDS=${FUZZ_SECONDS:-6} bash tools/fuzz.sh smoke
 
 echo "== unit tests under ASan+UBSan (build-asan/)"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \

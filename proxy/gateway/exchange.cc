@@ -355,6 +355,10 @@ void Exchange::endChunked() {
 void Exchange::onEnd() {
   guardHeld();
   endChunked();
+  // The response's last bytes leave now: the bookkeeping below (usage, tool calls, cost, the
+  // log record, the quota settlement) is not on the client's path. The connection outlives
+  // this call (deletion is deferred), and record() writes nothing to it.
+  client_.uncork();
   bool reusable = upstream_ && parser_.idle();
   record("");
   finish(reusable, !head_.keepAlive);
