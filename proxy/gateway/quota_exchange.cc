@@ -49,16 +49,13 @@ void Exchange::reserveQuota() {
       // Limited in the store for every replica: the reserve takes the slot. Counted here too,
       // without a limit, for this replica's view in GET /api/quotas.
       plan->slot = QuotaPlan::Slot{key, request_id_, model_.stream};
-      gw_.concurrency().tryAcquire(key, model_.stream, QuotaPlan{});
-      concurrency_key_ = key;
-    } else {
-      std::string why = gw_.concurrency().tryAcquire(key, model_.stream, *plan);
-      if (!why.empty()) {
-        gw_.quotaEvent({"rejected", "", key, request_id_, why});
-        return refuse(GatewayError::rateLimited(why, 1));
-      }
-      concurrency_key_ = key;
+      gw_.concurrency().add(key, model_.stream);
+    } else if (std::string why = gw_.concurrency().tryAcquire(key, model_.stream, *plan);
+               !why.empty()) {
+      gw_.quotaEvent({"rejected", "", key, request_id_, why});
+      return refuse(GatewayError::rateLimited(why, 1));
     }
+    concurrency_key_ = key;
   }
   if (plan->empty() && !plan->slot) return acquire();
   WorstCase w = worstCase(shared_.prices.get(), apiKind(), model_.model, body_.size(),

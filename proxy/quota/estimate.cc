@@ -69,9 +69,14 @@ std::string ConcurrencyLimiter::tryAcquire(const std::string& who, bool stream,
   if (stream && plan.max_streams && f.streams >= *plan.max_streams) {
     return concurrencyRefusal(who, true, f.streams, *plan.max_streams);
   }
+  add(who, stream);
+  return "";
+}
+
+void ConcurrencyLimiter::add(const std::string& who, bool stream) {
+  InFlight& f = in_flight_[who];
   ++f.requests;
   if (stream) ++f.streams;
-  return "";
 }
 
 void ConcurrencyLimiter::release(const std::string& who, bool stream) {

@@ -52,6 +52,8 @@ class ConcurrencyLimiter {
  public:
   // "" when admitted (and counted), else a message naming the limit.
   std::string tryAcquire(const std::string& who, bool stream, const QuotaPlan& plan);
+  // Counts a request without a limit (the limit is enforced elsewhere, e.g. in Redis).
+  void add(const std::string& who, bool stream);
   void release(const std::string& who, bool stream);
   struct InFlight {
     uint32_t requests = 0;

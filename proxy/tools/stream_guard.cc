@@ -1,6 +1,7 @@
 #include "proxy/tools/stream_guard.h"
 
 #include "proxy/tools/json_access.h"
+#include "proxy/tools/tool_tap.h"
 
 namespace gatehouse::proxy::tools {
 namespace {
@@ -127,8 +128,7 @@ void AnthropicStreamGuard::onEvent(const http::SseEvent& e, std::string_view raw
   // Not holding a call, only a tool_use block start (or the stop_reason "tool_use" to fix after
   // a block) matters; an event without "tool_use" and without a \u escape that could spell it
   // passes as it came, unparsed (every text and thinking delta).
-  if (!holding_ && e.data.find("tool_use") == std::string::npos &&
-      e.data.find("\\u") == std::string::npos) {
+  if (!holding_ && !mayMention(e.data, "tool_use")) {
     out.append(raw);
     return;
   }

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "proxy/tools/json_access.h"
+#include "proxy/tools/tool_tap.h"
 
 namespace gatehouse::proxy::tools {
 namespace {
@@ -111,10 +112,8 @@ std::optional<ApiKind> parseApiKindName(std::string_view name) {
 }
 
 bool mayHoldToolResults(std::string_view request_body) {
-  return request_body.find("\\u") != std::string_view::npos ||
-         request_body.find("tool_result") != std::string_view::npos ||
-         request_body.find("tool_call_id") != std::string_view::npos ||
-         request_body.find("_output") != std::string_view::npos;
+  return mayMention(request_body, "tool_result") || mayMention(request_body, "tool_call_id") ||
+         mayMention(request_body, "_output");
 }
 
 std::vector<ToolResult> extractToolResults(ApiKind kind, std::string_view request_body) {

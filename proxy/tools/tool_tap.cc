@@ -23,15 +23,19 @@ bool isResponsesToolItem(std::string_view type) {
 
 }  // namespace
 
+bool mayMention(std::string_view json_text, std::string_view marker) {
+  return json_text.find(marker) != std::string_view::npos ||
+         json_text.find("\\u") != std::string_view::npos;
+}
+
 bool mayHoldToolCalls(ApiKind kind, std::string_view body) {
-  if (body.find("\\u") != std::string_view::npos) return true;
   switch (kind) {
     case ApiKind::kAnthropicMessages:
-      return body.find("tool_use") != std::string_view::npos;
+      return mayMention(body, "tool_use");
     case ApiKind::kOpenAiChat:
-      return body.find("tool_calls") != std::string_view::npos;
+      return mayMention(body, "tool_calls");
     case ApiKind::kOpenAiResponses:
-      return body.find("_call") != std::string_view::npos;
+      return mayMention(body, "_call");
     default:
       return true;
   }
@@ -221,9 +225,7 @@ void ToolTap::anthropicEvent(std::string_view name, std::string_view data) {
   // Text and thinking deltas are most of a stream: skip the parse of an event that cannot open,
   // feed or close a call (no "tool_use" / "input_json_delta" in it, no \u escape that could
   // spell one, and, with a call open, a content delta).
-  constexpr auto npos = std::string_view::npos;
-  if (data.find("\\u") == npos && data.find("tool_use") == npos &&
-      data.find("input_json_delta") == npos &&
+  if (!mayMention(data, "tool_use") && !mayMention(data, "input_json_delta") &&
       (open_.empty() || name == "content_block_delta" || name == "ping")) {
     return;
   }
@@ -275,8 +277,7 @@ void ToolTap::chatEvent(std::string_view data) {
   }
   // Most chunks are content deltas: with no call open, only a chunk with "tool_calls" (or a
   // \u escape that could spell it) matters.
-  if (open_.empty() && data.find("tool_calls") == std::string_view::npos &&
-      data.find("\\u") == std::string_view::npos) {
+  if (open_.empty() && !mayMention(data, "tool_calls")) {
     return;
   }
   json j = json::parse(data, nullptr, false);

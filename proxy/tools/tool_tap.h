@@ -54,6 +54,9 @@ namespace gatehouse::proxy::tools {
 // "tool_calls", "_call") is absent and the body has no \u escape (the only way JSON could spell
 // a marker without its literal bytes). True otherwise, also when unsure.
 bool mayHoldToolCalls(ApiKind kind, std::string_view body);
+// Whether JSON text may contain `marker` as a string: it does literally, or it has a \u escape
+// (the only way JSON can spell a marker without its bytes). The cheap test before a parse.
+bool mayMention(std::string_view json_text, std::string_view marker);
 
 struct ToolTapOptions {
   size_t max_body_bytes = size_t{32} << 20;
