@@ -19,8 +19,8 @@ using nlohmann::json;
 
 const std::vector<std::string> kQuotaKeys = {"store", "buckets", "rules", "bytes_per_token",
                                              "default_max_output_tokens"};
-const std::vector<std::string> kStoreKeys = {"kind",     "database",   "address", "prefix",
-                                             "on_error", "timeout_ms", "lease_ms"};
+const std::vector<std::string> kStoreKeys = {"kind",     "database",   "address",  "prefix",
+                                             "on_error", "timeout_ms", "lease_ms", "allowance_ms"};
 const std::vector<std::string> kBucketKeys = {"rate", "capacity", "on_exceed", "overdraft_into"};
 const std::vector<std::string> kRuleKeys = {"src", "buckets", "max_requests", "max_streams"};
 
@@ -110,6 +110,9 @@ class QuotaLoader : SectionChecks {
     }
     if (st.contains("timeout_ms")) number(st, ptr, "timeout_ms", 1, 60'000, &s.timeout_ms);
     if (st.contains("lease_ms")) number(st, ptr, "lease_ms", 300, 3'600'000, &s.lease_ms);
+    if (st.contains("allowance_ms")) {
+      number(st, ptr, "allowance_ms", 0, 60'000, &s.allowance_ms);
+    }
   }
 
   void parseBuckets(const json& v, const std::string& ptr) {

@@ -100,6 +100,11 @@ std::string metricsText(const GatewayCounters& g, const QuotaStore* quotas, cons
               "Store calls that failed (Redis unreachable, slow or erroring).", q.errors.load());
     e.counter("gatehouse_quota_store_flushes_total", "SQLite write-behind batches.",
               q.flushes.load());
+    e.counter("gatehouse_quota_store_calls_total",
+              "Redis script calls (each carries a batch of reserves and settles).", q.calls.load());
+    e.counter("gatehouse_quota_allowance_reserves_total",
+              "Reserves served from this replica's allowance, without a Redis call.",
+              q.allowance_reserves.load());
     e.counter("gatehouse_quota_store_flush_errors_total",
               "SQLite write-behind batches that failed.", q.flush_errors.load());
   }

@@ -58,6 +58,10 @@ struct QuotaStoreConfig {
   // renews its slots every lease_ms / 3, so only a replica that died (or lost Redis) leaves
   // slots behind, and only for this long.
   uint32_t lease_ms = 60'000;
+  // kRedis: 0, or how long a replica may keep an allowance: budget and concurrency slots taken
+  // from Redis ahead of the requests that will use them, served from memory without a Redis
+  // call, and given back at most this long later (QUOTAS.md "Allowances").
+  uint32_t allowance_ms = 0;
 };
 
 struct QuotaConfig {

@@ -141,6 +141,15 @@ local function take(k, exp, member)
   a[#a + 1] = member
   count[k] = count[k] + 1
 end
+-- An allowance of slots (QUOTAS.md "Allowances"): up to `want` more members NAME:1..NAME:g, at
+-- most an eighth of the room left, so a replica never holds more than a fraction of a limit.
+local function grantslots(k, max, want, name, exp)
+  if k == 0 or want <= 0 then return 0 end
+  local g = math.min(want, math.floor((max - count[k]) / 8))
+  if g <= 0 then return 0 end
+  for i = 1, g do take(k, exp, name .. ':' .. i) end
+  return g
+end
 local nsettle = A[pos]
 pos = pos + 1
 for p = 1, nsettle do
@@ -203,6 +212,7 @@ local function emit(v) nout = nout + 1; out[nout] = v end
 local saved, nsaved = {}, 0
 local savedidx = {}
 local taken, ntaken = {}, 0
+local gidx, gwant, ngrant = {}, {}, 0
 local function debit(idx, s, v)
   if saved[idx] == nil then
     saved[idx] = s.level
@@ -214,14 +224,17 @@ end
 for p = 1, nreserve do
   local t = A[pos]
   for i = 1, nsaved do saved[savedidx[i]] = nil end
-  nsaved, ntaken = 0, 0
+  nsaved, ntaken, ngrant = 0, 0, 0
   local flagged, overdrawn = nil, nil
   local refused = false
   local rk, sk, member, exp = 0, 0, nil, nil
+  local maxr, maxs, wantr, wants, gname = 0, 0, 0, 0, nil
   if A[pos + 1] == 1 then
     -- The slot to take: requests set, max_requests, streams set, max_streams (set 0: no limit
-    -- of that kind), member, lease expiry. Checked before any bucket is touched.
+    -- of that kind), member, lease expiry, then the slot allowance wanted in each set and the
+    -- name its members are made from. Checked before any bucket is touched.
     rk, sk, member, exp = A[pos + 2], A[pos + 4], A[pos + 6], A[pos + 7]
+    maxr, maxs, wantr, wants, gname = A[pos + 3], A[pos + 5], A[pos + 8], A[pos + 9], A[pos + 10]
     if rk > 0 then
       local n = inflight(rk, t)
       if n >= A[pos + 3] then refused = true; emit(2); emit(1); emit(n); emit(A[pos + 3]) end
@@ -230,17 +243,21 @@ for p = 1, nreserve do
       local n = inflight(sk, t)
       if n >= A[pos + 5] then refused = true; emit(2); emit(2); emit(n); emit(A[pos + 5]) end
     end
-    pos = pos + 8
+    pos = pos + 11
   else
     pos = pos + 2
   end
   local nch = A[pos]
   pos = pos + 1
   for c = 1, nch do
-    -- A chain: amount, nlinks, then the key index per link.
+    -- A chain: amount, nlinks, the key index per link, then the allowance wanted from its last
+    -- bucket (0 for none).
     local rest, nl = A[pos], A[pos + 1]
     local base = pos + 2
-    pos = base + nl
+    pos = base + nl + 1
+    ngrant = ngrant + 1
+    gidx[ngrant] = A[base + nl - 1]
+    gwant[ngrant] = A[base + nl]
     if not refused then
       for i = 0, nl - 2 do
         local idx = A[base + i]
@@ -292,6 +309,23 @@ for p = 1, nreserve do
       emit(0)
     end
     for i = 1, ntaken do emit(taken[i]) end
+    -- Allowances, once the plan is in: per chain what its bucket granted beyond the plan (at
+    -- most an eighth of what is left, none while it owes a debt), then the slots per set.
+    for i = 1, ngrant do
+      local g, w = 0, gwant[i]
+      if w > 0 then
+        local s = st[gidx[i]]
+        if s.debt == 0 and s.level >= 8 then
+          g = math.min(w, math.floor(s.level / 8))
+          s.level = s.level - g
+        end
+      end
+      emit(g)
+    end
+    if member then
+      emit(grantslots(rk, maxr, wantr, gname, exp))
+      emit(grantslots(sk, maxs, wants, gname, exp))
+    end
   end
 end
 save()

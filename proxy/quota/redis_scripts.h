@@ -19,13 +19,19 @@
 //            period_ms, on_exceed (0 reject, 1 overdraft, 2 flag), spec name; then nsettles,
 //            settle plans, nreserves, reserve plans.
 //            A plan: now, a slot, nchains, then per chain: amount (settle: the real amount),
-//            nlinks, then per link its key index (settle: and the amount that bucket gave).
+//            nlinks, then per link its key index (settle: and the amount that bucket gave),
+//            then (reserve only) the allowance wanted from the chain's last bucket (0: none).
 //            A slot: 0 (none) | reserve: 1, requests set idx, max_requests, streams set idx,
-//            max_streams, member, lease expiry ms | settle: 1, requests set idx, streams set
-//            idx, member (a set index 0: no limit of that kind).
+//            max_streams, member, lease expiry ms, slot allowance wanted in the requests set
+//            and in the streams set, allowance member name | settle: 1, requests set idx,
+//            streams set idx, member (a set index 0: no limit of that kind).
 //            → per reserve plan, concatenated: {1, nflagged, keyidx..., noverdrawn,
-//              keyidx..., taken per link in order} | {0, keyidx, level, need, debt}
+//              keyidx..., taken per link in order, allowance granted per chain, [with a slot:
+//              slots granted in the requests set, in the streams set, as members NAME:1..n]}
+//              | {0, keyidx, level, need, debt}
 //              | {2, 1 (requests) or 2 (streams), in flight, max}: a concurrency refusal
+//            An allowance is at most an eighth of the level (of the room below the limit)
+//            left after the plan; none from a bucket that owes a debt.
 //   concurrency sets: PREFIX .. "r:" .. WHO (requests) and PREFIX .. "s:" .. WHO (streams),
 //            sorted sets of slot ids scored by lease expiry (ms); the holder renews with ZADD XX.
 //   admin    KEYS[1]; ARGV = now, index, capacity, refill_amount, period_ms, spec,

@@ -21,6 +21,18 @@
 // pushes the expiry forward every lease_ms / 3 (ZADD XX). A replica that dies, or cannot reach
 // Redis, stops renewing, and its slots free themselves within lease_ms.
 //
+// Allowances (allowance_ms > 0; QUOTAS.md "Allowances"): a reserve that goes to Redis also asks
+// for an allowance from each single-bucket chain (budget for kAllowanceRequests more requests
+// like it) and, with a slot, kAllowanceSlots more slots per set (members NAME:1..n, renewed with
+// the other leases). The script grants at most an eighth of what is left, so near a limit the
+// allowances shrink to nothing and every request is decided in Redis again. The next reserves
+// are then served from memory when every chain is a single bucket whose allowance covers the
+// amount and a slot is free in each set; their settles refund into the allowance (or take an
+// overrun from it). At most one ask per bucket or set is outstanding, so a batch cannot drain a
+// bucket. Every allowance_ms, at close, and when refunds pile up past twice a chain's ask, what
+// is left goes back to Redis as a settle. A replica that dies keeps its allowance away from the
+// others: budget until the next refill, slots until their lease runs out.
+//
 // Outage handling: a call fails (and the caller applies fail_open / fail_closed) when there is no
 // connection, when the connection drops with the call pending, or when no reply came within
 // timeout_ms (then the connection is dropped too: a hung server is an outage). Reconnection is
@@ -28,6 +40,7 @@
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <sodium.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -37,6 +50,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <utility>
 
 #include "proxy/quota/estimate.h"
@@ -49,6 +63,9 @@ namespace {
 constexpr int64_t kReconnectMs = 250;
 constexpr size_t kMaxBatch = 128;
 constexpr uint64_t kSettleDelayMs = 5;
+constexpr int64_t kMaxAllowanceScale = 64;  // asks grow up to 64 times these
+constexpr int64_t kAllowanceRequests = 64;  // budget asked for: this many requests like this one
+constexpr uint32_t kAllowanceSlots = 64;    // concurrency slots asked for, per set
 
 enum Script { kBatchScript, kAdminScript, kListScript, kScripts };
 
@@ -82,15 +99,32 @@ struct EncodedLink {
 struct EncodedCharge {
   int64_t amount = 0;
   std::vector<EncodedLink> links;
+  int64_t want = 0;  // reserve: the allowance asked from the last link's bucket
 };
 using EncodedPlan = std::vector<EncodedCharge>;
 
 // A settle's charges whose real amount equals what was reserved change nothing (a request
 // bucket: 1 reserved, 1 used) and are left out.
-EncodedPlan encodePlan(const QuotaPlan& plan, const QuotaTaken* taken, const QuotaAmounts* real) {
+EncodedLink encodeLink(const ChainLink& link) {
+  const BucketSpec& src = *link.spec;
+  EncodedLink l;
+  l.key = link.key;
+  l.spec.name = src.name;
+  l.spec.unit = src.unit;
+  l.spec.capacity = src.capacity;
+  l.spec.refill_amount = src.refill_amount;
+  l.spec.refill_period_ms = src.refill_period_ms;
+  l.spec.on_exceed = src.on_exceed;
+  return l;
+}
+
+// `skip`: charges already settled against an allowance.
+EncodedPlan encodePlan(const QuotaPlan& plan, const QuotaTaken* taken, const QuotaAmounts* real,
+                       const std::vector<char>* skip = nullptr) {
   EncodedPlan out;
   for (size_t i = 0; i < plan.charges.size(); ++i) {
     const QuotaCharge& c = plan.charges[i];
+    if (skip && (*skip)[i]) continue;
     if (real && taken && i < taken->size()) {
       int64_t gave = 0;
       for (int64_t t : (*taken)[i]) gave += t;
@@ -99,15 +133,7 @@ EncodedPlan encodePlan(const QuotaPlan& plan, const QuotaTaken* taken, const Quo
     EncodedCharge e;
     e.amount = real ? real->of(c.unit()) : c.amount;
     for (size_t k = 0; k < c.chain.size(); ++k) {
-      const BucketSpec& src = *c.chain[k].spec;
-      EncodedLink l;
-      l.key = c.chain[k].key;
-      l.spec.name = src.name;
-      l.spec.unit = src.unit;
-      l.spec.capacity = src.capacity;
-      l.spec.refill_amount = src.refill_amount;
-      l.spec.refill_period_ms = src.refill_period_ms;
-      l.spec.on_exceed = src.on_exceed;
+      EncodedLink l = encodeLink(c.chain[k]);
       if (taken && i < taken->size() && k < (*taken)[i].size()) l.taken = (*taken)[i][k];
       e.links.push_back(std::move(l));
     }
@@ -124,6 +150,10 @@ struct EncodedSlot {
   uint32_t max_requests = 0;
   uint32_t max_streams = 0;
   std::string member;
+  // Reserve: the slot allowance asked for in each set, and the name its members are made from.
+  uint32_t want_requests = 0;
+  uint32_t want_streams = 0;
+  std::string grant_name;
 };
 
 std::optional<EncodedSlot> encodeSlot(const QuotaPlan& plan, const std::string& prefix) {
@@ -155,6 +185,17 @@ struct PendingSettle {
   int64_t now_ms = 0;
 };
 
+// Budget this replica holds for a bucket (allowance_ms).
+struct Allowance {
+  EncodedLink link;  // the bucket, for giving it back
+  int64_t amount = 0;
+  int64_t ask = 0;  // the largest ask; more than twice this held goes back at once
+};
+// Allowance slots lent to one request in flight.
+struct Lent {
+  std::string requests_key, requests_member, streams_key, streams_member;
+};
+
 // One script call in flight. Freed by hiredis' callback, which always comes (reply, or NULL when
 // the connection drops or the context is freed); the timer only reports the failure early.
 struct Call {
@@ -180,6 +221,15 @@ class RedisQuotaStore final : public QuotaStore {
     renew_timer_ = new uv_timer_t;
     uv_timer_init(loop_, renew_timer_);
     renew_timer_->data = this;
+    return_timer_ = new uv_timer_t;
+    uv_timer_init(loop_, return_timer_);
+    return_timer_->data = this;
+    // Allowance slot members are named after this replica: unique across replicas and restarts.
+    uint64_t r = 0;
+    randombytes_buf(&r, sizeof r);
+    char id[24];
+    std::snprintf(id, sizeof id, "a%016llx", static_cast<unsigned long long>(r));
+    replica_id_ = id;
   }
   ~RedisQuotaStore() override {
     closed_ = true;
@@ -190,6 +240,8 @@ class RedisQuotaStore final : public QuotaStore {
              [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
     uv_close(reinterpret_cast<uv_handle_t*>(renew_timer_),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    uv_close(reinterpret_cast<uv_handle_t*>(return_timer_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
   }
 
   bool sharesConcurrency() const override { return true; }
@@ -198,24 +250,50 @@ class RedisQuotaStore final : public QuotaStore {
   // are answered) while the loop keeps running. Queued reserves are refused.
   void close() override {
     if (closed_) return;
+    giveBackAllowances();
     flush(true);
     closed_ = true;
     uv_timer_stop(renew_timer_);
+    uv_timer_stop(return_timer_);
     if (ctx_ != nullptr) redisAsyncDisconnect(ctx_);
   }
 
   void reserve(const QuotaPlan& plan, int64_t now_ms, ReserveDone done) override {
     clock_offset_ms_ = now_ms - monoMs();  // the caller's clock, for lease renewals
-    reserves_.push_back({encodePlan(plan, nullptr, nullptr), encodeSlot(plan, cfg_.redis_prefix),
-                         now_ms, std::move(done)});
+    std::optional<EncodedSlot> slot = encodeSlot(plan, cfg_.redis_prefix);
+    if (cfg_.allowance_ms > 0 && !closed_) {
+      if (std::optional<ReserveOutcome> out = fromAllowance(plan, slot)) {
+        ++counters_.allowance_reserves;
+        return done(std::move(*out));
+      }
+    }
+    EncodedPlan p = encodePlan(plan, nullptr, nullptr);
+    if (cfg_.allowance_ms > 0) askAllowance(p, slot);
+    reserves_.push_back({std::move(p), std::move(slot), now_ms, std::move(done)});
     queued();
   }
 
   void settle(const QuotaPlan& plan, const QuotaTaken& taken, const QuotaAmounts& real,
               int64_t now_ms) override {
-    EncodedPlan p = encodePlan(plan, &taken, &real);
     std::optional<EncodedSlot> slot = encodeSlot(plan, cfg_.redis_prefix);
-    if (slot) held_.erase(slot->member);
+    if (slot) {
+      auto it = lent_.find(slot->member);
+      if (it != lent_.end()) {  // slots from the allowance go back to it
+        if (!it->second.requests_key.empty()) {
+          free_[it->second.requests_key].push_back(std::move(it->second.requests_member));
+        }
+        if (!it->second.streams_key.empty()) {
+          free_[it->second.streams_key].push_back(std::move(it->second.streams_member));
+        }
+        lent_.erase(it);
+        slot.reset();
+      } else {
+        held_.erase(slot->member);
+      }
+    }
+    std::vector<char> local;
+    if (cfg_.allowance_ms > 0 && !closed_) local = settleFromAllowance(plan, taken, real);
+    EncodedPlan p = encodePlan(plan, &taken, &real, local.empty() ? nullptr : &local);
     if (p.empty() && !slot) return;
     settles_.push_back({std::move(p), std::move(slot), now_ms});
     if (settles_.size() >= kMaxBatch) {
@@ -260,6 +338,188 @@ class RedisQuotaStore final : public QuotaStore {
            done(std::move(rows));
          });
   }
+
+  // Allowances -------------------------------------------------------------------------------
+
+  // The plan served from this replica's allowances, or nullopt (then Redis decides). Only plans
+  // whose chains are single buckets with a nonzero amount: the ledger's answer for them is "the
+  // bucket gives the amount", which an allowance (budget already taken from it) can give.
+  std::optional<ReserveOutcome> fromAllowance(const QuotaPlan& plan,
+                                              const std::optional<EncodedSlot>& slot) {
+    std::vector<std::string>* rfree = nullptr;
+    std::vector<std::string>* sfree = nullptr;
+    if (slot) {
+      if (!slot->requests_key.empty() && !(rfree = freeSlots(slot->requests_key))) return {};
+      if (!slot->streams_key.empty() && !(sfree = freeSlots(slot->streams_key))) return {};
+    }
+    for (const QuotaCharge& c : plan.charges) {
+      if (c.chain.size() != 1 || c.amount <= 0) return {};
+      auto it = allow_.find(c.chain[0].key);
+      if (it == allow_.end() || it->second.amount < c.amount) return {};
+    }
+    ReserveOutcome out;
+    out.allowed = true;
+    for (const QuotaCharge& c : plan.charges) {
+      allow_[c.chain[0].key].amount -= c.amount;  // planFor: each bucket instance once
+      out.taken.push_back({c.amount});
+    }
+    if (slot) {
+      Lent& l = lent_[slot->member];
+      if (rfree) {
+        l.requests_key = slot->requests_key;
+        l.requests_member = std::move(rfree->back());
+        rfree->pop_back();
+      }
+      if (sfree) {
+        l.streams_key = slot->streams_key;
+        l.streams_member = std::move(sfree->back());
+        sfree->pop_back();
+      }
+    }
+    return out;
+  }
+  std::vector<std::string>* freeSlots(const std::string& set) {
+    auto it = free_.find(set);
+    return it == free_.end() || it->second.empty() ? nullptr : &it->second;
+  }
+
+  // Asks for allowances where none is asked yet (one ask per bucket or set in flight).
+  // A bucket's ask doubles each time (up to kMaxAllowanceScale) and halves every allowance_ms,
+  // so a busy bucket settles at about one ask per allowance_ms. (Slots need no such growth: a
+  // request gives its slot back to the allowance.)
+  int64_t scale(const std::string& key) {
+    int64_t& m = scale_[key];
+    int64_t now = std::max<int64_t>(m, 1);
+    m = std::min(now * 2, kMaxAllowanceScale);
+    return now;
+  }
+  void askAllowance(EncodedPlan& plan, std::optional<EncodedSlot>& slot) {
+    for (EncodedCharge& c : plan) {
+      if (c.links.size() != 1 || c.amount <= 0) continue;
+      if (!asked_.insert(c.links[0].key).second) continue;
+      int64_t per = kAllowanceRequests * scale(c.links[0].key);
+      c.want = c.amount > kMaxQuotaAmount / per ? kMaxQuotaAmount : c.amount * per;
+    }
+    if (!slot) return;
+    if (!slot->requests_key.empty() && asked_.insert(slot->requests_key).second) {
+      slot->want_requests = kAllowanceSlots;
+    }
+    if (!slot->streams_key.empty() && asked_.insert(slot->streams_key).second) {
+      slot->want_streams = kAllowanceSlots;
+    }
+    if (slot->want_requests || slot->want_streams) {
+      slot->grant_name = replica_id_ + ":" + num(static_cast<int64_t>(++grant_seq_));
+    }
+  }
+  // The answer to an ask (grants: per chain, then with a slot per set), or its failure.
+  void granted(const EncodedPlan& plan, const std::optional<EncodedSlot>& slot,
+               const std::vector<int64_t>& grants) {
+    bool any = false;
+    for (size_t i = 0; i < plan.size(); ++i) {
+      const EncodedCharge& c = plan[i];
+      if (c.want == 0) continue;
+      asked_.erase(c.links[0].key);
+      int64_t g = i < grants.size() ? grants[i] : 0;
+      if (g <= 0) continue;
+      Allowance& a = allow_[c.links[0].key];
+      a.link = c.links[0];
+      a.amount += g;
+      a.ask = std::max(a.ask, c.want);
+      any = true;
+    }
+    if (slot) {
+      const std::string* sets[] = {&slot->requests_key, &slot->streams_key};
+      uint32_t wants[] = {slot->want_requests, slot->want_streams};
+      for (size_t k = 0; k < 2; ++k) {
+        if (wants[k] == 0) continue;
+        asked_.erase(*sets[k]);
+        size_t at = plan.size() + k;
+        int64_t g = at < grants.size() ? grants[at] : 0;
+        std::vector<std::string>& f = free_[*sets[k]];
+        for (int64_t m = 1; m <= g; ++m) f.push_back(slot->grant_name + ":" + num(m));
+        any = any || g > 0;
+      }
+      if (any) startRenewing();
+    }
+    if (any && !uv_is_active(reinterpret_cast<uv_handle_t*>(return_timer_))) {
+      uv_timer_start(
+          return_timer_,
+          [](uv_timer_t* t) { static_cast<RedisQuotaStore*>(t->data)->giveBackAllowances(); },
+          cfg_.allowance_ms, cfg_.allowance_ms);
+    }
+  }
+
+  // Marks the charges settled against an allowance: a refund goes into it, an overrun comes out
+  // of it when it covers all of it (otherwise Redis settles that charge as usual).
+  std::vector<char> settleFromAllowance(const QuotaPlan& plan, const QuotaTaken& taken,
+                                        const QuotaAmounts& real) {
+    std::vector<char> local(plan.charges.size(), 0);
+    bool any = false;
+    for (size_t i = 0; i < plan.charges.size(); ++i) {
+      const QuotaCharge& c = plan.charges[i];
+      if (c.chain.size() != 1 || i >= taken.size() || taken[i].size() != 1) continue;
+      int64_t gave = taken[i][0];
+      int64_t r = real.of(c.unit());
+      auto it = allow_.find(c.chain[0].key);
+      if (r > gave && (it == allow_.end() || it->second.amount < r - gave)) continue;
+      if (r != gave) {
+        if (it == allow_.end()) {
+          it = allow_.emplace(c.chain[0].key, Allowance{}).first;
+          it->second.link = encodeLink(c.chain[0]);
+          it->second.ask = std::min(gave * kAllowanceRequests, kMaxQuotaAmount);
+        }
+        Allowance& a = it->second;
+        a.amount += gave - r;
+        if (a.amount > 2 * a.ask) giveBack(it, a.amount - a.ask);  // refunds piling up
+      }
+      local[i] = 1;
+      any = true;
+    }
+    if (any && !uv_is_active(reinterpret_cast<uv_handle_t*>(return_timer_))) {
+      uv_timer_start(
+          return_timer_,
+          [](uv_timer_t* t) { static_cast<RedisQuotaStore*>(t->data)->giveBackAllowances(); },
+          cfg_.allowance_ms, cfg_.allowance_ms);
+    }
+    return local;
+  }
+
+  // Queues the return of `amount` of the allowance (a settle of it against nothing used); the
+  // allowance goes when nothing is left.
+  void giveBack(std::map<std::string, Allowance>::iterator it, int64_t amount) {
+    Allowance& a = it->second;
+    if (amount > 0) {
+      EncodedLink l = a.link;
+      l.taken = amount;
+      EncodedCharge c;
+      c.amount = 0;
+      c.links.push_back(std::move(l));
+      settles_.push_back({EncodedPlan{std::move(c)}, std::nullopt, nowMs()});
+      armSettleTimer();
+    }
+    a.amount -= amount;
+    if (a.amount <= 0) allow_.erase(it);
+  }
+  // Every allowance and free slot goes back (every allowance_ms, and at close).
+  void giveBackAllowances() {
+    while (!allow_.empty()) giveBack(allow_.begin(), allow_.begin()->second.amount);
+    for (auto it = scale_.begin(); it != scale_.end();) {
+      it->second /= 2;
+      it = it->second <= 1 ? scale_.erase(it) : std::next(it);
+    }
+    for (auto& [set, members] : free_) {
+      for (std::string& m : members) {
+        EncodedSlot e;
+        e.requests_key = set;
+        e.member = std::move(m);
+        settles_.push_back({EncodedPlan{}, std::move(e), nowMs()});
+      }
+    }
+    free_.clear();
+    if (!settles_.empty()) armSettleTimer();
+    if (lent_.empty()) uv_timer_stop(return_timer_);
+  }
+  int64_t nowMs() const { return monoMs() + clock_offset_ms_; }
 
   // hiredis callbacks.
   void onConnect(int status) {
@@ -366,7 +626,12 @@ class RedisQuotaStore final : public QuotaStore {
       b.args.push_back(setIndex(b, slot->streams_key));
       if (!settle) b.args.push_back(slot->max_streams);
       b.args.push_back(slot->member);
-      if (!settle) b.args.push_back(now_ms + static_cast<int64_t>(cfg_.lease_ms));
+      if (!settle) {
+        b.args.push_back(now_ms + static_cast<int64_t>(cfg_.lease_ms));
+        b.args.push_back(slot->want_requests);
+        b.args.push_back(slot->want_streams);
+        b.args.push_back(slot->grant_name);
+      }
     }
     b.args.push_back(plan.size());
     for (const EncodedCharge& c : plan) {
@@ -376,13 +641,14 @@ class RedisQuotaStore final : public QuotaStore {
         b.args.push_back(b.idx.at(l.key));
         if (settle) b.args.push_back(l.taken);
       }
+      if (!settle) b.args.push_back(c.want);
     }
   }
 
   // Slots this replica holds: pushes each lease's expiry lease_ms past now, one ZADD XX per
   // set (XX: a slot already given back, or expired and dropped, is not revived).
   void renewSlots() {
-    if (held_.empty()) {
+    if (held_.empty() && free_.empty() && lent_.empty()) {
       uv_timer_stop(renew_timer_);
       return;
     }
@@ -392,6 +658,13 @@ class RedisQuotaStore final : public QuotaStore {
     for (const auto& [member, slot] : held_) {
       if (!slot.requests_key.empty()) by_set[slot.requests_key].push_back(&member);
       if (!slot.streams_key.empty()) by_set[slot.streams_key].push_back(&member);
+    }
+    for (const auto& [set, members] : free_) {
+      for (const std::string& m : members) by_set[set].push_back(&m);
+    }
+    for (const auto& [id, l] : lent_) {
+      if (!l.requests_key.empty()) by_set[l.requests_key].push_back(&l.requests_member);
+      if (!l.streams_key.empty()) by_set[l.streams_key].push_back(&l.streams_member);
     }
     for (const auto& [key, members] : by_set) {
       std::vector<const char*> argv = {"ZADD", key.data(), "XX"};
@@ -408,6 +681,9 @@ class RedisQuotaStore final : public QuotaStore {
   }
   void hold(const EncodedSlot& slot) {
     held_[slot.member] = slot;
+    startRenewing();
+  }
+  void startRenewing() {
     if (!uv_is_active(reinterpret_cast<uv_handle_t*>(renew_timer_))) {
       uint64_t every = std::max<uint64_t>(cfg_.lease_ms / 3, 1);
       uv_timer_start(
@@ -465,6 +741,7 @@ class RedisQuotaStore final : public QuotaStore {
       nlohmann::json::to_msgpack(all, packed);
       std::vector<std::string> argv = {"0", cfg_.redis_prefix + "index", std::move(packed)};
       ++batches_in_flight_;
+      ++counters_.calls;
       call(kBatchScript, std::move(b.keys), std::move(argv),
            [this, waiting, by_idx = std::move(by_idx)](redisReply* r, const std::string& error) {
              --batches_in_flight_;
@@ -474,13 +751,17 @@ class RedisQuotaStore final : public QuotaStore {
                armSettleTimer();
              }
              size_t pos = 0;
+             std::vector<int64_t> grants;
              for (PendingReserve& w : *waiting) {
+               grants.clear();
                if (!error.empty()) {
+                 if (cfg_.allowance_ms > 0) granted(w.plan, w.slot, grants);
                  w.done(Status(EIO, error));
                  continue;
                }
-               Result<ReserveOutcome> out = decodeReserve(r, &pos, w.plan, w.slot, by_idx);
+               Result<ReserveOutcome> out = decodeReserve(r, &pos, w.plan, w.slot, by_idx, &grants);
                if (out && out->allowed && w.slot) hold(*w.slot);
+               if (cfg_.allowance_ms > 0) granted(w.plan, w.slot, grants);
                w.done(std::move(out));
              }
            });
@@ -489,9 +770,11 @@ class RedisQuotaStore final : public QuotaStore {
   }
 
   // One plan's answer at *pos in the batch reply; advances *pos.
+  // `grants`: the allowances granted (per chain, then per slot set).
   static Result<ReserveOutcome> decodeReserve(redisReply* r, size_t* pos, const EncodedPlan& plan,
                                               const std::optional<EncodedSlot>& slot,
-                                              const std::vector<std::string>& by_idx) {
+                                              const std::vector<std::string>& by_idx,
+                                              std::vector<int64_t>* grants) {
     auto bad = [] { return Status(EPROTO, "redis: unexpected reply to the reserve script"); };
     if (r->type != REDIS_REPLY_ARRAY) return bad();
     auto at = [&](size_t i) -> std::optional<int64_t> {
@@ -546,6 +829,11 @@ class RedisQuotaStore final : public QuotaStore {
         t.push_back(*v);
       }
       out.taken.push_back(std::move(t));
+    }
+    for (size_t i = 0; i < plan.size() + (slot ? 2 : 0); ++i) {
+      auto g = at(p++);
+      if (!g) return bad();
+      grants->push_back(*g);
     }
     *pos = p;
     out.allowed = true;
@@ -691,7 +979,17 @@ class RedisQuotaStore final : public QuotaStore {
   uv_timer_t* settle_timer_ = nullptr;       // a settle waiting for a reserve batch to ride with
   uv_timer_t* renew_timer_ = nullptr;        // every lease_ms / 3 while slots are held
   std::map<std::string, EncodedSlot> held_;  // slots this replica holds, by member
-  int64_t clock_offset_ms_ = 0;              // the gateway's clock minus monoMs()
+  // Allowances: budget per bucket key, free slot members per set, slots lent to requests in
+  // flight (by the request's slot id), the buckets and sets with an ask in flight.
+  std::map<std::string, Allowance> allow_;
+  std::map<std::string, std::vector<std::string>> free_;
+  std::map<std::string, Lent> lent_;
+  std::set<std::string> asked_;
+  std::map<std::string, int64_t> scale_;  // by bucket key or set: the next ask's multiplier
+  std::string replica_id_;
+  uint64_t grant_seq_ = 0;
+  uv_timer_t* return_timer_ = nullptr;  // every allowance_ms while allowances are held
+  int64_t clock_offset_ms_ = 0;         // the gateway's clock minus monoMs()
   int batches_in_flight_ = 0;
   bool idle_active_ = false;
   std::vector<PendingReserve> reserves_;

@@ -7,7 +7,9 @@
 //   redis   buckets shared by gateway replicas: every reserve / settle / refill is one atomic Lua
 //           script (EVALSHA) on the server, sent asynchronously on the gateway's loop through
 //           hiredis' libuv adapter. Concurrency slots live there too (leases that the holding
-//           replica renews), so max_requests / max_streams hold across replicas. redis_store.cc.
+//           replica renews), so max_requests / max_streams hold across replicas. With
+//           allowance_ms, a replica takes budget and slots ahead in small allowances and serves
+//           most reserves and settles from them without a call. redis_store.cc.
 //
 // Threads: every method is called on the gateway's loop thread and every callback fires on it
 // (the memory and SQLite stores call back before returning). Ownership: the Gateway owns its
@@ -41,6 +43,8 @@ struct QuotaStoreCounters {
   std::atomic<uint64_t> errors{0};   // calls the store could not answer
   std::atomic<uint64_t> flushes{0};  // SQLite write-behind batches
   std::atomic<uint64_t> flush_errors{0};
+  std::atomic<uint64_t> calls{0};               // Redis script calls sent
+  std::atomic<uint64_t> allowance_reserves{0};  // Redis: reserves served from an allowance
 };
 
 class QuotaStore {

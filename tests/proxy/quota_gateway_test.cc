@@ -392,6 +392,17 @@ TEST_F(QuotaGatewayTest, ConfigErrorsNameTheLineAndTheForm) {
   EXPECT_NE(m.find("loops back"), std::string::npos) << m;
   EXPECT_NE(m.find("use one unit"), std::string::npos) << m;
   EXPECT_NE(m.find("\"nope\""), std::string::npos) << m;
+
+  cfg = parseGatewayConfig(config(R"({
+    "store": {"kind": "redis", "address": "127.0.0.1:6379", "allowance_ms": 90000},
+    "buckets": {"d": {"rate": "$1/day"}},
+    "rules": [{"src": ["*"], "buckets": ["d"]}],
+  })"),
+                           lo);
+  ASSERT_FALSE(cfg);
+  EXPECT_NE(cfg.status().message().find("allowance_ms"), std::string::npos)
+      << cfg.status().message();
+  EXPECT_NE(cfg.status().message().find("60000"), std::string::npos) << cfg.status().message();
 }
 
 // ---- Redis: replicas sharing buckets, outages, restart.
@@ -410,11 +421,8 @@ std::string redisQuotas(
 // response) never exceeds the capacity plus what refilled meanwhile plus the in-flight bound
 // (QUOTAS.md). Here each request's reservation covers its real cost (the mock's input tokens are
 // exactly ceil(body / 4) and its reply is shorter than max_tokens), so that bound is zero.
-TEST_F(QuotaGatewayTest, RedisTwoReplicas64ClientsNeverOverspend) {
-  if (!RedisServer::available()) GTEST_SKIP() << "no " << kRedisServer;
-  RedisServer redis;
-  ASSERT_TRUE(redis.accepts());
-  std::string cfg = config(redisQuotas(redis.port()));
+// `cfg`: a gateway config whose quotas are redisQuotas() on a running Redis.
+void twoReplicas64Clients(const std::string& cfg) {
   GatewayRunner a(cfg), b(cfg);
   constexpr int kClients = 64;
   constexpr int kPerClient = 12;             // bounded in count ...
@@ -487,6 +495,22 @@ TEST_F(QuotaGatewayTest, RedisTwoReplicas64ClientsNeverOverspend) {
   std::printf("[ replicas ] served %lld, refused %lld, spent %lld of 1000000000 nano-dollars\n",
               static_cast<long long>(served.load()), static_cast<long long>(refused.load()),
               static_cast<long long>(spent.load()));
+}
+
+TEST_F(QuotaGatewayTest, RedisTwoReplicas64ClientsNeverOverspend) {
+  if (!RedisServer::available()) GTEST_SKIP() << "no " << kRedisServer;
+  RedisServer redis;
+  ASSERT_TRUE(redis.accepts());
+  twoReplicas64Clients(config(redisQuotas(redis.port())));
+}
+
+// The same with allowances (QUOTAS.md "Allowances"): budget taken ahead is budget Redis already
+// subtracted, so the bound is unchanged; the level check waits for the allowances to come back.
+TEST_F(QuotaGatewayTest, RedisTwoReplicas64ClientsWithAllowancesNeverOverspend) {
+  if (!RedisServer::available()) GTEST_SKIP() << "no " << kRedisServer;
+  RedisServer redis;
+  ASSERT_TRUE(redis.accepts());
+  twoReplicas64Clients(config(redisQuotas(redis.port(), R"(, "allowance_ms": 200)")));
 }
 
 TEST_F(QuotaGatewayTest, RedisOutageFailClosedThenFailOpen) {

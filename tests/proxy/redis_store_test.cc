@@ -28,8 +28,9 @@ class RedisStoreTest : public ::testing::Test {
     store_ = open();
   }
   // A store on this test's Redis (another replica when called again).
-  std::unique_ptr<QuotaStore> open(uint32_t lease_ms = 60'000) {
+  std::unique_ptr<QuotaStore> open(uint32_t lease_ms = 60'000, uint32_t allowance_ms = 0) {
     QuotaStoreConfig c;
+    c.allowance_ms = allowance_ms;
     c.kind = QuotaStoreConfig::Kind::kRedis;
     c.redis_port = redis_->port();
     c.redis_prefix = "t:";
@@ -304,6 +305,104 @@ TEST_F(RedisStoreTest, ConcurrencySlotsAreSharedByReplicasAndLeased) {
             "concurrency limit: alice already has 2 requests in flight (max_requests 2)");
   c.reset();
   a.reset();
+}
+
+BucketSpec bucket(const std::string& name, QuotaUnit unit, int64_t capacity) {
+  BucketSpec b;
+  b.name = name;
+  b.unit = unit;
+  b.capacity = capacity;
+  return b;
+}
+// A plan charging `amount` to one bucket instance (`spec` must outlive it).
+QuotaPlan onePlan(const std::string& key, const BucketSpec& spec, int64_t amount) {
+  QuotaPlan p;
+  p.charges.push_back(QuotaCharge{{ChainLink{key, &spec}}, amount});
+  return p;
+}
+
+// allowance_ms: a reserve that goes to Redis brings back budget and slots for the next ones,
+// which are then decided here without a call; settles refund into the allowance; after
+// allowance_ms everything unused goes back, and Redis holds exactly capacity minus real usage.
+TEST_F(RedisStoreTest, AllowancesServeReservesWithoutCallsAndGoBack) {
+  constexpr uint32_t kAllowanceMs = 300;
+  std::unique_ptr<QuotaStore> a = open(60'000, kAllowanceMs), b = open(60'000, kAllowanceMs);
+  BucketSpec dollars = bucket("d:<user>", QuotaUnit::kNanodollars, 1'000'000);
+  QuotaPlan plan = onePlan("d:alice", dollars, 100);
+  plan.max_requests = 100;
+  auto with = [&](const std::string& id) {
+    QuotaPlan p = plan;
+    p.slot = QuotaPlan::Slot{"alice", id, false};
+    return p;
+  };
+  auto r = reserve(*a, with("r1"), wallMs());
+  ASSERT_TRUE(r) << r.status().message();
+  ASSERT_TRUE(r->allowed);
+  EXPECT_EQ(r->taken, QuotaTaken{{100}});
+  EXPECT_EQ(a->counters().calls.load(), 1u);
+  // The call took the plan, 64 more of it (6,400) and 12 slots (an eighth of the 99 left).
+  EXPECT_EQ(rows()["d:alice"].level, 1'000'000 - 100 - 6'400);
+  for (int i = 2; i <= 13; ++i) {
+    r = reserve(*a, with("r" + std::to_string(i)), wallMs());
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->allowed);
+    EXPECT_EQ(r->taken, QuotaTaken{{100}});
+  }
+  EXPECT_EQ(a->counters().allowance_reserves.load(), 12u);
+  EXPECT_EQ(a->counters().calls.load(), 1u) << "a reserve went to Redis with an allowance left";
+  // Slots held ahead count for every replica: with room for 13 in flight, B gets nothing.
+  QuotaPlan tight = plan;
+  tight.charges.clear();
+  tight.max_requests = 13;
+  tight.slot = QuotaPlan::Slot{"alice", "b1", false};
+  r = reserve(*b, tight, wallMs());
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(r->allowed);
+  EXPECT_EQ(r->concurrency,
+            "concurrency limit: alice already has 13 requests in flight (max_requests 13)");
+  // The 13 end having used 40 each: refunds go into the allowance, slots back to it.
+  for (int i = 1; i <= 13; ++i) {
+    a->settle(with("r" + std::to_string(i)), {{100}}, QuotaAmounts{40, 0, 1}, wallMs());
+  }
+  runFor(&loop_, kAllowanceMs * 2 + 200);
+  EXPECT_EQ(rows()["d:alice"].level, 1'000'000 - 13 * 40) << "allowance not given back exactly";
+  tight.max_requests = 1;
+  r = reserve(*b, tight, wallMs());
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->allowed) << r->concurrency << ": allowance slots not given back";
+  b->settle(tight, {}, QuotaAmounts{0, 0, 1}, wallMs());
+  runFor(&loop_, 50);
+  a.reset();
+  b.reset();
+}
+
+// Near the limit an allowance shrinks to nothing (an eighth of what is left), so two replicas
+// together never admit more than the bucket holds, and once allowances are back (allowance_ms)
+// they admit exactly what it holds.
+TEST_F(RedisStoreTest, AllowancesNeverOverspendNearTheLimit) {
+  constexpr uint32_t kAllowanceMs = 200;
+  std::unique_ptr<QuotaStore> a = open(60'000, kAllowanceMs), b = open(60'000, kAllowanceMs);
+  BucketSpec requests = bucket("n", QuotaUnit::kRequests, 50);
+  QuotaPlan plan = onePlan("n", requests, 1);
+  int admitted = 0;
+  for (int i = 0; i < 80; ++i) {
+    auto r = reserve(i % 2 ? *a : *b, plan, wallMs());
+    ASSERT_TRUE(r) << r.status().message();
+    admitted += r->allowed;
+  }
+  EXPECT_LE(admitted, 50);
+  EXPECT_GE(admitted, 40) << "allowances held back too much near the limit";
+  runFor(&loop_, kAllowanceMs * 2 + 100);
+  for (int i = 0; i < 20; ++i) {
+    auto r = reserve(i % 2 ? *a : *b, plan, wallMs());
+    ASSERT_TRUE(r);
+    admitted += r->allowed;
+  }
+  EXPECT_EQ(admitted, 50);
+  runFor(&loop_, kAllowanceMs * 2 + 100);
+  EXPECT_EQ(rows()["n"].level, 0);
+  a.reset();
+  b.reset();
 }
 
 }  // namespace

@@ -2,22 +2,26 @@
 # Quota benchmark (run by hand, never in CI; asserts nothing, prints figures side by side).
 #
 # One run, everything on loopback: the static nginx mock of bench_lib.sh (a fixed Anthropic
-# Message with usage), a redis-server (Debian's, no persistence), and three
+# Message with usage), a redis-server (Debian's, no persistence), and four
 # `gatehouse gateway --no-mesh` processes on loopback_listen, identical but for "quotas":
 #   off     no quotas
 #   sqlite  three buckets per request (dollars per user, tokens per user, team requests), SQLite
 #           store (in-memory ledger, write-behind)
 #   redis   the same buckets in Redis (the store batches each loop turn's settles and reserves
-#           into one EVALSHA)
+#           into one EVALSHA), every request decided in Redis
+#   allow   the same, with "allowance_ms": 1000: budget and slots taken ahead in allowances,
+#           most requests decided in the gateway (QUOTAS.md "Allowances")
 # Buckets are sized so nothing is refused: the figures are the cost of the bookkeeping.
-# wrk at 64 connections (and 1), JSON, ROUNDS rounds interleaved (off, sqlite, redis, off, …);
+# wrk at 64 connections (and 1), JSON, ROUNDS rounds interleaved, each round starting one config
+# further along (off sqlite redis allow, then sqlite redis allow off, …);
 # per config the best round's requests/s with its p50/p99, the added p99 and ratio vs the best
 # "off" round, the median over rounds of the ratio to that round's "off" run (paired, less
-# sensitive to a busy machine), and CPU µs per request (gateway, plus redis-server for redis).
+# sensitive to a busy machine), CPU µs per request (gateway, plus redis-server for the Redis
+# configs) and Redis script calls per request.
 # Targets (issue 7): sqlite ≥ 0.95×, redis ≥ 0.9× at 64 connections.
 #
 # Usage: tools/bench/quota_bench.sh [GATEHOUSE_BIN]   (default build/bin/gatehouse)
-# Env: BENCH_SECONDS (8) per wrk run; BENCH_ROUNDS (2); BENCH_CONNS ("64 1"); BENCH_PERF=off|sqlite|redis|redis-server
+# Env: BENCH_SECONDS (8) per wrk run; BENCH_ROUNDS (4); BENCH_CONNS ("64 1"); BENCH_PERF=off|sqlite|redis|allow|redis-server
 # profiles that process with `perf record` during its runs (the top of `perf report` is saved
 # under tools/bench/results/).
 # Needs: nginx, wrk, redis-server, python3 (tools/install-deps.sh). Root is not needed.
@@ -26,7 +30,7 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 GATEHOUSE_BIN=${1:-${GATEHOUSE_BIN:-$ROOT/build/bin/gatehouse}}
 SECS=${BENCH_SECONDS:-8}
-ROUNDS=${BENCH_ROUNDS:-2}
+ROUNDS=${BENCH_ROUNDS:-4}
 CONNS=${BENCH_CONNS:-"64 1"}
 for c in nginx wrk redis-server python3 curl; do
   command -v "$c" >/dev/null || { echo "quota_bench: $c missing (tools/install-deps.sh)" >&2; exit 1; }
@@ -60,7 +64,9 @@ quotas_section() { # off|sqlite|redis DIR
   if [ "$1" = sqlite ]; then
     store="{\"kind\": \"sqlite\", \"database\": \"$2/quotas.db\"}"
   else
-    store="{\"kind\": \"redis\", \"address\": \"127.0.0.1:$REDIS_PORT\", \"on_error\": \"fail_closed\"}"
+    local allowance=0
+    [ "$1" = allow ] && allowance=1000
+    store="{\"kind\": \"redis\", \"address\": \"127.0.0.1:$REDIS_PORT\", \"on_error\": \"fail_closed\", \"allowance_ms\": $allowance, \"prefix\": \"bench:$1:\"}"
   fi
   cat <<EOF
   "quotas": {
@@ -95,8 +101,9 @@ EOF
   } >"$d/gateway.hujson"
   launch_gateway "$d" "$1"
 }
+CONFIGS=(off sqlite redis allow)
 declare -A PORT GWPID
-for cfg in off sqlite redis; do
+for cfg in "${CONFIGS[@]}"; do
   start_gateway $cfg
   PORT[$cfg]=$GW_PORT
   GWPID[$cfg]=$GW_PID
@@ -104,7 +111,7 @@ done
 
 BODY="{\"model\":\"$MODEL\",\"max_tokens\":256,\"messages\":[{\"role\":\"user\",\"content\":\"Say hello in one short sentence.\"}]}"
 wrk_script "$TMP/req.lua" "$BODY"
-for cfg in off sqlite redis; do
+for cfg in "${CONFIGS[@]}"; do
   code=$(curl -s -o "$TMP/probe.out" -w '%{http_code}' -H 'content-type: application/json' \
     -H 'anthropic-version: 2023-06-01' -H 'x-api-key: -' --data-binary "$BODY" \
     "http://127.0.0.1:${PORT[$cfg]}/v1/messages")
@@ -112,21 +119,22 @@ for cfg in off sqlite redis; do
 done
 
 : >"$TMP/rows.jsonl"
-say "wrk ${SECS}s per run, $ROUNDS rounds; mock :$MOCK_PORT redis :$REDIS_PORT; gateways off :${PORT[off]} sqlite :${PORT[sqlite]} redis :${PORT[redis]}; load $(cut -d' ' -f1-3 /proc/loadavg)"
+say "wrk ${SECS}s per run, $ROUNDS rounds; mock :$MOCK_PORT redis :$REDIS_PORT; gateways off :${PORT[off]} sqlite :${PORT[sqlite]} redis :${PORT[redis]} allow :${PORT[allow]}; load $(cut -d' ' -f1-3 /proc/loadavg)"
 for conns in $CONNS; do
   threads=2
   [ "$conns" -lt 2 ] && threads=1
   for round in $(seq 1 "$ROUNDS"); do
-    for cfg in off sqlite redis; do
+    for k in 0 1 2 3; do
+      cfg=${CONFIGS[$(((k + round - 1) % 4))]}
       cpu_pids=("${GWPID[$cfg]}")
-      [ "$cfg" = redis ] && cpu_pids+=("$REDIS_PID")
+      [ "$cfg" = redis ] || [ "$cfg" = allow ] && cpu_pids+=("$REDIS_PID")
       wait_idle "${cpu_pids[@]}"
       t0=$(cpu_ticks "${cpu_pids[@]}")
       r0=$(cpu_ticks "$REDIS_PID")
       perf_pid=""
       redis_perf_pid=""
-      if [ "${BENCH_PERF:-}" = redis-server ] && [ "$cfg" = redis ] && command -v perf >/dev/null; then
-        perf record -F 499 -g -p "$REDIS_PID" -o "$RESULTS_DIR/perf-redis-server-c$conns-r$round.data" \
+      if [ "${BENCH_PERF:-}" = redis-server ] && [ "$cfg" != off ] && [ "$cfg" != sqlite ] && command -v perf >/dev/null; then
+        perf record -F 499 -g -p "$REDIS_PID" -o "$RESULTS_DIR/perf-redis-server-$cfg-c$conns-r$round.data" \
           -- sleep "$SECS" >/dev/null 2>&1 &
         redis_perf_pid=$!
       fi
@@ -159,19 +167,23 @@ done
 
 # Sanity after the load: the buckets were charged and settled (levels below capacity, nothing
 # refused), the stores answered.
-for cfg in sqlite redis; do
+for cfg in sqlite redis allow; do
   n=$(curl -s "http://127.0.0.1:${PORT[$cfg]}/api/quotas" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["buckets"]))' 2>/dev/null || echo "?")
   say "$cfg: GET /api/quotas lists $n buckets; quota lines in its log: $(grep -c 'quota ' "$TMP/$cfg/gateway.log" || true)"
 done
-# How many script calls the Redis store made for how many requests (batching), and what one
-# call costs inside redis-server.
-redis_requests=$(python3 -c 'import json,sys; print(sum(json.loads(l)["requests"] for l in open(sys.argv[1]) if json.loads(l)["config"] == "redis"))' "$TMP/rows.jsonl")
+# How many script calls each Redis store made for how many requests (batching, allowances; from
+# its /api/metrics), and what one call costs inside redis-server.
+for cfg in redis allow; do
+  reqs=$(python3 -c 'import json,sys; print(sum(json.loads(l)["requests"] for l in open(sys.argv[1]) if json.loads(l)["config"] == sys.argv[2]))' "$TMP/rows.jsonl" "$cfg")
+  metrics=$(curl -s "http://127.0.0.1:${PORT[$cfg]}/api/metrics")
+  calls=$(sed -n 's/^gatehouse_quota_store_calls_total //p' <<<"$metrics")
+  local_n=$(sed -n 's/^gatehouse_quota_allowance_reserves_total //p' <<<"$metrics")
+  say "$cfg: ${calls:-?} script calls for $reqs requests (+ probes): $(python3 -c "print(f'{${calls:-0} / max(1, $reqs):.3f}')") per request; ${local_n:-?} reserves served from allowances"
+done
 if command -v redis-cli >/dev/null; then
-  redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r' |
-    sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),usec=[0-9]*,usec_per_call=\([0-9.]*\).*/\1 \2/p' |
-    while read -r calls per; do
-      say "redis: $calls EVALSHA calls for $redis_requests requests (+ probes): $(python3 -c "print(f'{$calls / max(1, $redis_requests):.2f}')") per request, ${per} us each in redis-server"
-    done
+  per=$(redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r' |
+    sed -n 's/^cmdstat_evalsha:calls=[0-9]*,usec=[0-9]*,usec_per_call=\([0-9.]*\).*/\1/p')
+  say "redis-server: ${per:-?} us per script call (both Redis configs)"
 fi
 
 python3 - "$TMP/rows.jsonl" <<'EOF'
@@ -191,7 +203,7 @@ print()
 print(f"{'config':8} {'conns':>5} {'best req/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'added p99':>9} {'x off best':>10} {'x off paired':>12} {'CPU us/req':>10} {'of it redis':>11} {'errors':>6}")
 for conns in sorted({k[1] for k in by}, reverse=True):
     best_off = max(by.get(("off", conns), []), key=lambda r: r["rps"], default=None)
-    for cfg in ("off", "sqlite", "redis"):
+    for cfg in ("off", "sqlite", "redis", "allow"):
         rs = by.get((cfg, conns))
         if not rs:
             continue
@@ -199,10 +211,11 @@ for conns in sorted({k[1] for k in by}, reverse=True):
         added = (b["p99_us"] - best_off["p99_us"]) / 1000 if best_off else float("nan")
         ratio = b["rps"] / best_off["rps"] if best_off else float("nan")
         cpu = statistics.median(r["cpu_us"] for r in rs)
-        rcpu = statistics.median(r["redis_us"] for r in rs) if cfg == "redis" else 0.0
+        rcpu = statistics.median(r["redis_us"] for r in rs) if cfg in ("redis", "allow") else 0.0
         errs = sum(r["sock_errors"] + r["status_errors"] for r in rs)
         print(f"{cfg:8} {conns:5d} {b['rps']:10.0f} {b['p50_us']/1000:7.2f} {b['p99_us']/1000:7.2f} {added:+9.2f} {ratio:10.3f} {paired(cfg, conns):12.3f} {cpu:10.1f} {rcpu:11.1f} {errs:6d}")
 print("\nbest: each config's best round; paired: median over rounds of the ratio to the off run of the")
-print("same round; CPU: median utime+stime per request of the gateway (+ redis-server for redis).")
+print("same round; CPU: median utime+stime per request of the gateway (+ redis-server for redis")
+print("and allow). allow: redis with allowance_ms 1000.")
 print("targets at 64 connections: sqlite >= 0.95x off, redis >= 0.9x off")
 EOF
