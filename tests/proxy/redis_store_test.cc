@@ -405,5 +405,26 @@ TEST_F(RedisStoreTest, AllowancesNeverOverspendNearTheLimit) {
   b.reset();
 }
 
+// A replica keeps admitting from what it holds while Redis is gone (that budget was subtracted
+// before the outage); beyond it, the outage is an error as without allowances.
+TEST_F(RedisStoreTest, AllowancesKeepAdmittingThroughAnOutage) {
+  std::unique_ptr<QuotaStore> a = open(60'000, 60'000);
+  BucketSpec dollars = bucket("d", QuotaUnit::kNanodollars, 1'000'000);
+  QuotaPlan plan = onePlan("d", dollars, 1'000);
+  auto r = reserve(*a, plan, wallMs());
+  ASSERT_TRUE(r) << r.status().message();
+  ASSERT_TRUE(r->allowed);
+  redis_->stop();
+  for (int i = 0; i < 64; ++i) {  // the allowance: 64 more like it
+    r = reserve(*a, plan, wallMs());
+    ASSERT_TRUE(r) << i << ": " << r.status().message();
+    EXPECT_TRUE(r->allowed);
+  }
+  EXPECT_EQ(a->counters().allowance_reserves.load(), 64u);
+  r = reserve(*a, plan, wallMs());
+  EXPECT_FALSE(r) << "admitted beyond the allowance without Redis";
+  EXPECT_GE(a->counters().errors.load(), 1u);
+}
+
 }  // namespace
 }  // namespace gatehouse::proxy
