@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <nlohmann/json.hpp>
 
@@ -147,13 +148,35 @@ std::string jsonText(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-// Redaction happens here, on the way to disk, whatever the caller did before.
-std::string headersJson(const std::vector<RecordHeader>& headers) {
-  auto out = nlohmann::json::array();
-  for (const auto& h : headers) {
-    out.push_back({h.name, isRedactedHeader(h.name) ? std::string(kRedacted) : h.value});
+// `v` as a JSON string, exactly as jsonText() would write it: printable ASCII other than `"` and
+// `\` is written as it is (the common case for headers); anything else goes through nlohmann's
+// serializer (escapes, UTF-8 checks, invalid bytes replaced).
+void appendJsonString(std::string& out, std::string_view v) {
+  bool plain = std::all_of(v.begin(), v.end(),
+                           [](char c) { return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\'; });
+  if (!plain) {
+    out += jsonText(nlohmann::json(std::string(v)));
+    return;
   }
-  return jsonText(out);
+  out += '"';
+  out += v;
+  out += '"';
+}
+
+// Redaction happens here, on the way to disk, whatever the caller did before. Written without
+// building a JSON document: this runs for every logged request (twice).
+std::string headersJson(const std::vector<RecordHeader>& headers) {
+  std::string out = "[";
+  for (const auto& h : headers) {
+    if (out.size() > 1) out += ',';
+    out += '[';
+    appendJsonString(out, h.name);
+    out += ',';
+    appendJsonString(out, isRedactedHeader(h.name) ? std::string_view(kRedacted) : h.value);
+    out += ']';
+  }
+  out += ']';
+  return out;
 }
 
 // What insert() writes for one record, prepared before the transaction so that compression does
@@ -292,7 +315,32 @@ Result<std::unique_ptr<LogStore>> LogStore::open(const std::string& path,
 LogStore::LogStore(sqlite3* db, std::string path, const LogStoreOptions& options)
     : db_(db), path_(std::move(path)), options_(options) {}
 
-LogStore::~LogStore() { sqlite3_close(db_); }
+LogStore::~LogStore() {
+  insert_stmts_.reset();  // statements first: sqlite3_close refuses while any is unfinalized
+  sqlite3_close(db_);
+}
+
+struct LogStore::InsertStatements {
+  explicit InsertStatements(sqlite3* db)
+      : req(db, kInsertRequest),
+        tag(db, "INSERT OR IGNORE INTO request_tags (seq, tag, start_ms) VALUES (?1, ?2, ?3)"),
+        body(db,
+             "INSERT INTO request_bodies (seq, request, request_size, response, response_size) "
+             "VALUES (?1, ?2, ?3, ?4, ?5)"),
+        call(db, kInsertToolCall),
+        command(db, "INSERT OR IGNORE INTO tool_commands (call, n, line) VALUES (?1, ?2, ?3)"),
+        result(db, kApplyToolResult) {}
+  Status status() const {
+    for (const SqlStmt* s : {&req, &tag, &body, &call, &command, &result}) {
+      if (!s->status()) return s->status();
+    }
+    return Status::ok();
+  }
+  void reset() {
+    for (SqlStmt* s : {&req, &tag, &body, &call, &command, &result}) s->reset();
+  }
+  SqlStmt req, tag, body, call, command, result;
+};
 
 Status LogStore::configure() {
   // auto_vacuum only takes effect before the first table exists, so it comes first; on an
@@ -346,19 +394,21 @@ Result<InsertResult> LogStore::insert(const std::vector<RequestRecord>& records)
     encoded.push_back(std::move(*e));
   }
 
+  if (!insert_stmts_) {
+    auto stmts = std::make_unique<InsertStatements>(db_);
+    if (Status s = stmts->status(); !s) return s;
+    insert_stmts_ = std::move(stmts);
+  }
+  InsertStatements& st = *insert_stmts_;
   WriteTxn txn(db_);
   if (!txn.begin()) return txn.begin();
-  SqlStmt req(db_, kInsertRequest);
-  SqlStmt tag(db_, "INSERT OR IGNORE INTO request_tags (seq, tag, start_ms) VALUES (?1, ?2, ?3)");
-  SqlStmt body(db_,
-               "INSERT INTO request_bodies (seq, request, request_size, response, response_size) "
-               "VALUES (?1, ?2, ?3, ?4, ?5)");
-  SqlStmt call(db_, kInsertToolCall);
-  SqlStmt command(db_, "INSERT OR IGNORE INTO tool_commands (call, n, line) VALUES (?1, ?2, ?3)");
-  SqlStmt result(db_, kApplyToolResult);
-  for (const SqlStmt* s : {&req, &tag, &body, &call, &command, &result}) {
-    if (!s->status()) return s->status();
-  }
+  // Reset on the way out (before a rollback): a statement left mid-step after an error would
+  // keep the database busy.
+  struct ResetAfter {
+    InsertStatements& st;
+    ~ResetAfter() { st.reset(); }
+  } reset_after{st};
+  SqlStmt &req = st.req, &tag = st.tag, &body = st.body;
 
   InsertResult inserted;
   for (size_t i = 0; i < records.size(); ++i) {
@@ -386,7 +436,7 @@ Result<InsertResult> LogStore::insert(const std::vector<RequestRecord>& records)
       bindBody(body, 4, e.response_body, r.response_body);
       if (Status s = body.run("insert body"); !s) return s;
     }
-    if (Status s = insertTools(r, e, call, command, result); !s) return s;
+    if (Status s = insertTools(r, e, st.call, st.command, st.result); !s) return s;
     ++inserted.inserted;
   }
   if (Status s = txn.commit(); !s) return s;

@@ -83,6 +83,9 @@ class LogStore {
   Status configure();
   Status migrate();
 
+  // insert()'s statements, prepared at the first insert and reused (finalized before close).
+  struct InsertStatements;
+  std::unique_ptr<InsertStatements> insert_stmts_;
   sqlite3* db_;
   std::string path_;
   LogStoreOptions options_;

@@ -109,6 +109,42 @@ TEST(LogStoreTest, RoundtripsEveryField) {
   EXPECT_EQ(reader->getRequest("missing", true).status().code(), ENOENT);
 }
 
+// Header names and values of every shape come back as JSON would carry them: printable ASCII
+// as it was, quotes, backslashes and control bytes escaped, UTF-8 kept, invalid UTF-8 replaced
+// by U+FFFD (what nlohmann's serializer does with error_handler_t::replace).
+TEST(LogStoreTest, HeadersOfAnyBytesRoundtripAsJson) {
+  Scratch s;
+  auto store = openStore(s.db());
+  RequestRecord r = fullRecord();
+  std::vector<std::string> values = {"plain value",
+                                     "q\"uote",
+                                     "back\\slash",
+                                     "tab\tnl\n\x01",
+                                     "caf\xc3\xa9 \xe2\x9c\x93",
+                                     "bad \xff\xfe",
+                                     std::string(1, '\x7f'),
+                                     ""};
+  r.request_headers.clear();
+  for (size_t i = 0; i < values.size(); ++i) {
+    r.request_headers.push_back({"x-h" + std::to_string(i), values[i]});
+  }
+  r.request_headers.push_back({"we\"ird\\name", "v"});
+  insertAll(*store, {r});
+  auto got = openReader(s.db())->getRequest(r.id, false);
+  ASSERT_TRUE(got) << got.status().message();
+  ASSERT_EQ(got->request_headers.size(), r.request_headers.size());
+  for (size_t i = 0; i < r.request_headers.size(); ++i) {
+    auto via = [](const std::string& v) {
+      return nlohmann::json::parse(
+                 nlohmann::json(v).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+          .get<std::string>();
+    };
+    EXPECT_EQ(got->request_headers[i].name, via(r.request_headers[i].name));
+    EXPECT_EQ(got->request_headers[i].value, via(r.request_headers[i].value)) << i;
+  }
+  EXPECT_EQ(got->request_headers[5].value, "bad \xef\xbf\xbd\xef\xbf\xbd");
+}
+
 TEST(LogStoreTest, RedactsCredentialHeadersWhateverTheCaller) {
   Scratch s;
   auto store = openStore(s.db());
