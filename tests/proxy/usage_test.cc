@@ -204,6 +204,52 @@ TEST(UsageTapJson, ResponsesBody) {
                             .present = true}));
 }
 
+// The tap materializes only what it reads (usage_tap.cc UsageDom); what it skips must still
+// behave as in the full document: a skipped value still occupies its key, and the last of
+// duplicate keys wins whatever their types.
+TEST(UsageTapJson, SkippedPartsKeepTheDocumentsMeaning) {
+  // A later "usage" that is not an object replaces the earlier one: no usage.
+  TapResult r = runJson(ApiKind::kAnthropicMessages,
+                        R"({"id":"m1","model":"claude-x","usage":{"input_tokens":5},)"
+                        R"("content":[{"type":"text","text":"hi"}],"usage":[1]})");
+  EXPECT_EQ(r.end, TapEnd::kCompleted);
+  EXPECT_FALSE(r.usage.present);
+  // A container where a string was: the later value wins, so no model.
+  r = runJson(ApiKind::kAnthropicMessages,
+              R"({"id":"m2","model":"claude-x","model":{"name":"y"},"stop_reason":"end_turn"})");
+  EXPECT_EQ(r.model, "");
+  EXPECT_EQ(r.stop_reason, "end_turn");
+  // ... and the other way round.
+  r = runJson(ApiKind::kAnthropicMessages, R"({"id":"m3","model":["y"],"model":"claude-z"})");
+  EXPECT_EQ(r.model, "claude-z");
+  // Responses: "output" replaced by an object counts no web search; nested content is skipped
+  // but each item's type is read.
+  std::string search = R"({"type":"web_search_call","action":{"query":"q"}})";
+  std::string msg = R"({"type":"message","content":[{"type":"output_text","text":"x"}]})";
+  r = runJson(ApiKind::kOpenAiResponses,
+              R"({"id":"r1","status":"completed","model":"gpt-5","output":[)" + search + "," +
+                  search + "," + msg + R"(],"usage":{"input_tokens":10,"output_tokens":2}})");
+  EXPECT_EQ(r.usage.web_search_requests, 2);
+  EXPECT_EQ(r.usage.input, 10);
+  r = runJson(ApiKind::kOpenAiResponses, R"({"id":"r2","status":"completed","output":[)" + search +
+                                             R"(],"output":{"a":[1]}})");
+  EXPECT_EQ(r.usage.web_search_requests, 0);
+  // Chat: a large message is skipped, finish_reason read from its choice.
+  r = runJson(ApiKind::kOpenAiChat,
+              R"({"id":"c1","model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant",)"
+              R"("content":")" +
+                  std::string(100'000, 'a') +
+                  R"("},"finish_reason":"length"}],"usage":{"prompt_tokens":7,)"
+                  R"("completion_tokens":3}})");
+  EXPECT_EQ(r.stop_reason, "length");
+  EXPECT_EQ(r.usage.input, 7);
+  EXPECT_EQ(r.usage.output, 3);
+  // A top-level array or scalar parses (the body is JSON) and reads nothing.
+  r = runJson(ApiKind::kOpenAiChat, R"([{"usage":{"prompt_tokens":1}}])");
+  EXPECT_EQ(r.end, TapEnd::kCompleted);
+  EXPECT_FALSE(r.usage.present);
+}
+
 TEST(UsageTapJson, ResponsesStillRunningIsPartial) {
   // background: true answers with status "in_progress" and no usage yet.
   TapResult r = runJson(ApiKind::kOpenAiResponses,
