@@ -163,6 +163,17 @@ void appendJsonString(std::string& out, std::string_view v) {
   out += '"';
 }
 
+// A JSON array of strings (groups, tags), as jsonText() would write it.
+std::string stringsJson(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (const std::string& v : items) {
+    if (out.size() > 1) out += ',';
+    appendJsonString(out, v);
+  }
+  out += ']';
+  return out;
+}
+
 // Redaction happens here, on the way to disk, whatever the caller did before. Written without
 // building a JSON document: this runs for every logged request (twice).
 std::string headersJson(const std::vector<RecordHeader>& headers) {
@@ -189,8 +200,8 @@ struct EncodedRecord {
 
 Result<EncodedRecord> encode(const RequestRecord& r, int zstd_level) {
   EncodedRecord e;
-  e.groups = jsonText(r.identity.groups);
-  e.tags = jsonText(r.identity.tags);
+  e.groups = stringsJson(r.identity.groups);
+  e.tags = stringsJson(r.identity.tags);
   e.request_headers = headersJson(r.request_headers);
   e.response_headers = headersJson(r.response_headers);
   if (r.request_body) {
