@@ -65,6 +65,9 @@ class Gateway::Connection {
 
   Gateway& gateway() { return gw_; }
   const std::optional<wg::Identity>& identity() const { return identity_; }
+  // planFor(config.quotas, identity()), computed once per connection and configuration (the
+  // identity is fixed for the connection's life; a reload brings a new config). Needs identity().
+  const QuotaPlan& quotaPlan(const std::shared_ptr<const GatewayConfig>& config);
   const std::string& remote() const { return remote_; }
   void setRemote(std::string r) { remote_ = std::move(r); }
   bool closing() const { return closing_; }
@@ -96,6 +99,8 @@ class Gateway::Connection {
 
   Gateway& gw_;
   std::optional<wg::Identity> identity_;
+  std::shared_ptr<const GatewayConfig> plan_config_;  // what quota_plan_ was computed for
+  QuotaPlan quota_plan_;
   std::string remote_;
   uv_tcp_t* tcp_ = nullptr;
   uv_timer_t* timer_ = nullptr;
@@ -138,7 +143,8 @@ class Exchange final : public UpstreamConnection::Callbacks {
   // Quotas (quota_exchange.cc): concurrency slot and reservation, then acquire(); settlement.
   void reserveQuota();
   void onReserved(Result<ReserveOutcome> r);
-  void settleQuota(const TapResult* tap);
+  // `cost`: costOfResponse() of `tap` (record() prices the response once for both).
+  void settleQuota(const TapResult* tap, const Cost& cost);
   // The pre_request hook's answer (hook_exchange.cc); forward() builds the upstream request.
   void onHookAnswer(Result<HttpReply> reply);
   void hookFailed(const std::string& why);

@@ -44,7 +44,7 @@ Exchange::Exchange(Gateway::Connection& client, http::RequestHead head, std::str
 Exchange::~Exchange() {
   *alive_ = false;
   if (pending_acquire_ != nullptr) pending_acquire_->cancel();
-  settleQuota(nullptr);  // only if no record() settled it (it always does; belt and braces)
+  settleQuota(nullptr, Cost{});  // only if no record() settled it (it always does; belt and braces)
 }
 
 ApiKind Exchange::apiKind() const {
@@ -402,8 +402,15 @@ void Exchange::clientGone() {
 
 void Exchange::record(const std::string& error) {
   TapResult tr;
-  if (tap_) tr = tap_->finish();
-  settleQuota(tap_ ? &tr : nullptr);
+  Cost cost;  // priced once, for the settlement and the record
+  if (tap_) {
+    tr = tap_->finish();
+    if (shared_.prices) {
+      cost = costOfResponse(*shared_.prices, providerOf(apiKind()), model_.model, tr,
+                            CostDetail::kNanosOnly);
+    }
+  }
+  settleQuota(tap_ ? &tr : nullptr, cost);
   if (!gw_.wantsRecords()) return;
   RequestRecord rec;
   rec.id = request_id_;
@@ -427,10 +434,7 @@ void Exchange::record(const std::string& error) {
     rec.tokens.cache_write_1h = tr.usage.cache_write_1h;
     rec.tokens.reasoning = tr.usage.reasoning;
   }
-  if (tap_ && shared_.prices) {
-    Cost c = costOfResponse(*shared_.prices, providerOf(apiKind()), model_.model, tr);
-    if (c.known) rec.cost_nanodollars = c.nanos;
-  }
+  if (cost.known) rec.cost_nanodollars = cost.nanos;
   if (guard_) {
     gw_.mutableCounters().guard_blocked += guard_->blocked().size();
     if (guard_->passthrough()) ++gw_.mutableCounters().guard_passthrough;

@@ -27,6 +27,15 @@ const BucketSpec* specOf(const QuotaPlan& plan, const std::string& key) {
 
 }  // namespace
 
+const QuotaPlan& Gateway::Connection::quotaPlan(
+    const std::shared_ptr<const GatewayConfig>& config) {
+  if (plan_config_ != config) {
+    quota_plan_ = planFor(config->quotas, *identity_);
+    plan_config_ = config;
+  }
+  return quota_plan_;
+}
+
 void Exchange::refuse(const GatewayError& error) {
   done_ = true;
   if (!concurrency_key_.empty()) {
@@ -41,7 +50,7 @@ void Exchange::reserveQuota() {
   const QuotaConfig& qc = shared_.config->quotas;
   if (!qc.enabled() || !client_.identity()) return acquire();
   const wg::Identity& who = *client_.identity();
-  auto plan = std::make_shared<QuotaPlan>(planFor(qc, who));
+  auto plan = std::make_shared<QuotaPlan>(client_.quotaPlan(shared_.config));
   QuotaStore* store = gw_.quotaStore();
   if (plan->max_requests || plan->max_streams) {
     std::string key = identityKey(who);
@@ -87,13 +96,14 @@ void Exchange::reserveQuota() {
 
 void Exchange::onReserved(Result<ReserveOutcome> r) {
   if (done_) return;
-  const std::string who = client_.identity() ? identityKey(*client_.identity()) : "";
+  // For events only (the admitted path without events builds no string).
+  auto who = [this] { return client_.identity() ? identityKey(*client_.identity()) : ""; };
   if (!r) {
     bool open = shared_.config->quotas.store.fail_open;
     std::string what = "quota store unavailable: " + r.status().message();
-    gw_.quotaEvent({"store_error", "", who, request_id_, what});
+    gw_.quotaEvent({"store_error", "", who(), request_id_, what});
     if (open) {
-      gw_.quotaEvent({"fail_open", "", who, request_id_, what + " (fail_open: forwarded)"});
+      gw_.quotaEvent({"fail_open", "", who(), request_id_, what + " (fail_open: forwarded)"});
       return acquire();
     }
     GatewayError e = GatewayError::internal(what + " (fail_closed)");
@@ -102,7 +112,7 @@ void Exchange::onReserved(Result<ReserveOutcome> r) {
     return refuse(e);
   }
   if (!r->allowed && !r->concurrency.empty()) {
-    gw_.quotaEvent({"rejected", "", who, request_id_, r->concurrency});
+    gw_.quotaEvent({"rejected", "", who(), request_id_, r->concurrency});
     return refuse(GatewayError::rateLimited(r->concurrency, 1));
   }
   if (!r->allowed) {
@@ -120,21 +130,22 @@ void Exchange::onReserved(Result<ReserveOutcome> r) {
              "): lower max_tokens or ask for a larger bucket";
       retry = static_cast<uint32_t>(std::min<int64_t>(spec->refill_period_ms / 1000, 86'400));
     }
-    gw_.quotaEvent({"rejected", r->rejected, who, request_id_, msg});
+    gw_.quotaEvent({"rejected", r->rejected, who(), request_id_, msg});
     return refuse(GatewayError::rateLimited(msg, std::max<uint32_t>(retry, 1)));
   }
   quota_held_ = true;
   quota_taken_ = std::move(r->taken);
   for (const std::string& b : r->flagged) {
-    gw_.quotaEvent({"flagged", b, who, request_id_, "quota bucket \"" + b + "\" is exhausted"});
+    gw_.quotaEvent({"flagged", b, who(), request_id_, "quota bucket \"" + b + "\" is exhausted"});
   }
   for (const std::string& b : r->overdrawn) {
-    gw_.quotaEvent({"overdraft", b, who, request_id_, "overdraft from quota bucket \"" + b + "\""});
+    gw_.quotaEvent(
+        {"overdraft", b, who(), request_id_, "overdraft from quota bucket \"" + b + "\""});
   }
   acquire();
 }
 
-void Exchange::settleQuota(const TapResult* tap) {
+void Exchange::settleQuota(const TapResult* tap, const Cost& cost) {
   if (!concurrency_key_.empty()) {
     gw_.concurrency().release(concurrency_key_, model_.stream);
     concurrency_key_.clear();
@@ -143,8 +154,7 @@ void Exchange::settleQuota(const TapResult* tap) {
   quota_held_ = false;
   QuotaStore* store = gw_.quotaStore();
   if (store == nullptr) return;
-  QuotaAmounts real =
-      realAmounts(shared_.prices.get(), apiKind(), model_.model, tap, quota_reserved_);
+  QuotaAmounts real = realAmounts(tap, cost, quota_reserved_);
   store->settle(*quota_plan_, quota_taken_, real, gw_.nowMs());
 }
 

@@ -19,7 +19,8 @@ WorstCase worstCase(const PriceTable* prices, ApiKind kind, std::string_view mod
   w.amounts.tokens = std::min(in + out, kMaxQuotaAmount);
   w.amounts.requests = 1;
   w.price_known = false;
-  if (prices == nullptr) return w;
+  const ModelPrice* row = prices ? prices->find(providerOf(kind), model) : nullptr;
+  if (row == nullptr) return w;
   // The input estimate at each input-side rate the row prices; the dearest known one wins.
   Usage as_input, as_write_5m, as_write_1h;
   as_input.input = in;
@@ -28,7 +29,7 @@ WorstCase worstCase(const PriceTable* prices, ApiKind kind, std::string_view mod
   for (Usage* u : {&as_input, &as_write_5m, &as_write_1h}) {
     u->output = out;
     u->present = true;
-    Cost c = prices->cost(providerOf(kind), model, *u);
+    Cost c = prices->cost(*row, *u, CostDetail::kNanosOnly);
     if (!c.known) continue;
     w.price_known = true;
     w.amounts.nanos = std::max(w.amounts.nanos, std::min(c.nanos, kMaxQuotaAmount));
@@ -36,12 +37,9 @@ WorstCase worstCase(const PriceTable* prices, ApiKind kind, std::string_view mod
   return w;
 }
 
-QuotaAmounts realAmounts(const PriceTable* prices, ApiKind kind, std::string_view model,
-                         const TapResult* tap, const QuotaAmounts& reserved) {
+QuotaAmounts realAmounts(const TapResult* tap, const Cost& c, const QuotaAmounts& reserved) {
   QuotaAmounts real{0, 0, 1};
   if (tap == nullptr) return real;  // nothing came back: nothing was billed
-  Cost c;
-  if (prices != nullptr) c = costOfResponse(*prices, providerOf(kind), model, *tap);
   real.nanos = c.known ? std::min(c.nanos, kMaxQuotaAmount) : reserved.nanos;
   if (!tap->billable) {
     real.tokens = 0;

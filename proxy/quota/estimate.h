@@ -37,9 +37,9 @@ WorstCase worstCase(const PriceTable* prices, ApiKind kind, std::string_view mod
                     size_t body_bytes, std::optional<int64_t> max_output_tokens,
                     const QuotaConfig& config);
 
-// `tap` is null when no response arrived (connect failure, client gone before the head).
-QuotaAmounts realAmounts(const PriceTable* prices, ApiKind kind, std::string_view model,
-                         const TapResult* tap, const QuotaAmounts& reserved);
+// `tap` is null when no response arrived (connect failure, client gone before the head);
+// `cost` is costOfResponse() of it (unknown when there is no price table).
+QuotaAmounts realAmounts(const TapResult* tap, const Cost& cost, const QuotaAmounts& reserved);
 
 // The 429 message for a concurrency limit: "concurrency limit: WHO already has N requests in
 // flight (max_requests M)" (or streams / max_streams).

@@ -28,6 +28,7 @@ const BucketSpec* QuotaConfig::bucket(std::string_view name) const {
 }
 
 std::vector<std::string> expandBucketName(std::string_view name, const wg::Identity& who) {
+  if (name.find('<') == std::string_view::npos) return {std::string(name)};  // not a template
   std::string base(name);
   replaceAll(base, "<user>", who.user_login.empty() ? who.name : who.user_login);
   replaceAll(base, "<node>", who.name);
@@ -43,7 +44,12 @@ std::vector<std::string> expandBucketName(std::string_view name, const wg::Ident
 
 QuotaPlan planFor(const QuotaConfig& config, const wg::Identity& who) {
   QuotaPlan plan;
-  std::set<std::string> seen;
+  plan.charges.reserve(4);
+  // A key charged once however many rules name it; plans are short, so a linear search.
+  auto seen = [&plan](const std::string& key) {
+    return std::any_of(plan.charges.begin(), plan.charges.end(),
+                       [&](const QuotaCharge& c) { return c.chain.front().key == key; });
+  };
   for (const QuotaRule& rule : config.rules) {
     bool match = std::any_of(rule.src.begin(), rule.src.end(),
                              [&](const std::string& s) { return srcMatches(s, who); });
@@ -55,9 +61,9 @@ QuotaPlan planFor(const QuotaConfig& config, const wg::Identity& who) {
       if (head == nullptr) continue;  // the config loader rejects unknown names
       std::vector<std::string> keys = expandBucketName(name, who);
       for (size_t t = 0; t < keys.size(); ++t) {
-        if (!seen.insert(keys[t]).second) continue;
+        if (seen(keys[t])) continue;
         QuotaCharge charge;
-        charge.chain.push_back({keys[t], head});
+        charge.chain.push_back({std::move(keys[t]), head});
         const BucketSpec* at = head;
         // The loader guarantees the chain is acyclic and keeps one unit.
         while (at->on_exceed == OnExceed::kOverdraft) {
@@ -167,16 +173,34 @@ void QuotaLedger::restore(const std::string& key, const std::string& spec, const
 
 ReserveOutcome QuotaLedger::reserve(const QuotaPlan& plan, int64_t now_ms) {
   ReserveOutcome out;
-  // Work on copies so a refusal changes nothing; a key in several charges shares one copy.
-  std::map<std::string, BucketState> work;
+  // Work on copies so a refusal changes nothing; a key in several charges shares one copy. Plans
+  // name a handful of buckets, so a linear search beats a map (and allocates nothing per key).
+  struct Work {
+    const std::string* key;
+    BucketState* live;  // stable: std::map nodes do not move
+    BucketState copy;
+  };
+  std::vector<Work> work;
+  work.reserve(8);
+  auto find = [&](const std::string& key) -> Work* {
+    for (Work& w : work) {
+      if (*w.key == key) return &w;
+    }
+    return nullptr;
+  };
   for (const QuotaCharge& c : plan.charges) {
-    for (const ChainLink& l : c.chain) work.emplace(l.key, at(l.key, *l.spec, now_ms));
+    for (const ChainLink& l : c.chain) {
+      if (find(l.key) != nullptr) continue;
+      BucketState& live = at(l.key, *l.spec, now_ms);
+      work.push_back({&l.key, &live, live});
+    }
   }
   out.taken.resize(plan.charges.size());
+  std::vector<BucketState*> chain;
   for (size_t i = 0; i < plan.charges.size(); ++i) {
     const QuotaCharge& c = plan.charges[i];
-    std::vector<BucketState*> chain;
-    for (const ChainLink& l : c.chain) chain.push_back(&work[l.key]);
+    chain.clear();
+    for (const ChainLink& l : c.chain) chain.push_back(&find(l.key)->copy);
     if (!reserveChain(c, chain, &out.taken[i], &out)) {
       out.taken.clear();
       out.flagged.clear();
@@ -184,9 +208,9 @@ ReserveOutcome QuotaLedger::reserve(const QuotaPlan& plan, int64_t now_ms) {
       return out;
     }
   }
-  for (auto& [key, st] : work) {
-    states_[key] = st;
-    dirty_.insert(key);
+  for (Work& w : work) {
+    *w.live = w.copy;
+    dirty_.insert(*w.key);
   }
   out.allowed = true;
   return out;
@@ -194,9 +218,10 @@ ReserveOutcome QuotaLedger::reserve(const QuotaPlan& plan, int64_t now_ms) {
 
 void QuotaLedger::settle(const QuotaPlan& plan, const QuotaTaken& taken, const QuotaAmounts& real,
                          int64_t now_ms) {
+  std::vector<BucketState*> chain;
   for (size_t i = 0; i < plan.charges.size() && i < taken.size(); ++i) {
     const QuotaCharge& c = plan.charges[i];
-    std::vector<BucketState*> chain;
+    chain.clear();
     for (const ChainLink& l : c.chain) {
       chain.push_back(&at(l.key, *l.spec, now_ms));
       dirty_.insert(l.key);

@@ -441,12 +441,16 @@ class RedisQuotaStore final : public QuotaStore {
       }
       if (any) startRenewing();
     }
-    if (any && !uv_is_active(reinterpret_cast<uv_handle_t*>(return_timer_))) {
-      uv_timer_start(
-          return_timer_,
-          [](uv_timer_t* t) { static_cast<RedisQuotaStore*>(t->data)->giveBackAllowances(); },
-          cfg_.allowance_ms, cfg_.allowance_ms);
-    }
+    if (any) startReturning();
+  }
+
+  // Starts the periodic return of what allowances hold (every allowance_ms), if not running.
+  void startReturning() {
+    if (uv_is_active(reinterpret_cast<uv_handle_t*>(return_timer_))) return;
+    uv_timer_start(
+        return_timer_,
+        [](uv_timer_t* t) { static_cast<RedisQuotaStore*>(t->data)->giveBackAllowances(); },
+        cfg_.allowance_ms, cfg_.allowance_ms);
   }
 
   // Marks the charges settled against an allowance: a refund goes into it, an overrun comes out
@@ -475,12 +479,7 @@ class RedisQuotaStore final : public QuotaStore {
       local[i] = 1;
       any = true;
     }
-    if (any && !uv_is_active(reinterpret_cast<uv_handle_t*>(return_timer_))) {
-      uv_timer_start(
-          return_timer_,
-          [](uv_timer_t* t) { static_cast<RedisQuotaStore*>(t->data)->giveBackAllowances(); },
-          cfg_.allowance_ms, cfg_.allowance_ms);
-    }
+    if (any) startReturning();
     return local;
   }
 

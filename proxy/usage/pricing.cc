@@ -480,30 +480,40 @@ const ModelPrice* PriceTable::find(std::string_view provider, std::string_view m
   return nullptr;
 }
 
-Cost PriceTable::cost(std::string_view provider, std::string_view model, const Usage& usage) const {
+Cost PriceTable::cost(std::string_view provider, std::string_view model, const Usage& usage,
+                      CostDetail detail) const {
   Cost c;
-  std::string name = std::string(provider) + "/" + std::string(model);
   const ModelPrice* row = find(provider, model);
-  if (!row) {
-    c.reason = "no price for " + name + " in price snapshot " + snapshot_id_ +
+  if (row) return cost(*row, usage, detail);
+  if (detail == CostDetail::kFull) {
+    c.reason = "no price for " + std::string(provider) + "/" + std::string(model) +
+               " in price snapshot " + snapshot_id_ +
                ": add the model to the price override file (proxy/usage/PRICES.md)";
-    return c;
   }
-  c.basis = row->provider + "/" + row->pattern;
-  if (!usage.present) {
-    c.reason = "the response reported no usage";
+  return c;
+}
+
+Cost PriceTable::cost(const ModelPrice& row_ref, const Usage& usage, CostDetail detail) const {
+  Cost c;
+  const ModelPrice* row = &row_ref;
+  const bool full = detail == CostDetail::kFull;
+  auto unknown = [&](auto&& why) {
+    if (full) c.reason = why();
     return c;
-  }
+  };
+  if (full) c.basis = row->provider + "/" + row->pattern;
+  if (!usage.present) return unknown([] { return std::string("the response reported no usage"); });
   const PriceSet* set = &row->standard;
   if (!standardTier(usage.service_tier)) {
     auto tier = row->service_tiers.find(usage.service_tier);
     if (tier == row->service_tiers.end()) {
-      c.reason = "service tier " + q(usage.service_tier) + " has no prices in " + row->origin +
-                 ": add service_tiers." + usage.service_tier + " to the row";
-      return c;
+      return unknown([&] {
+        return "service tier " + q(usage.service_tier) + " has no prices in " + row->origin +
+               ": add service_tiers." + usage.service_tier + " to the row";
+      });
     }
     set = &tier->second;
-    c.service_tier = usage.service_tier;
+    if (full) c.service_tier = usage.service_tier;
   }
   const Rates* r = &set->rates;
   if (set->long_context_above > 0 && usage.totalInput() > set->long_context_above) {
@@ -527,35 +537,36 @@ Cost PriceTable::cost(std::string_view provider, std::string_view model, const U
   __int128 micro_nanos = 0;
   for (const Bucket& b : buckets) {
     if (b.count < 0 || b.count > kMaxTokens) {
-      c.reason = std::string("invalid ") + b.name + " token count " + std::to_string(b.count);
-      return c;
+      return unknown([&] {
+        return std::string("invalid ") + b.name + " token count " + std::to_string(b.count);
+      });
     }
     if (b.count == 0) continue;
     if (!b.price) {
-      c.reason = std::to_string(b.count) + " " + b.name + " tokens have no price in " +
-                 row->origin + ": add \"" + b.name + "\" (or the provider's cache_multipliers)";
-      return c;
+      return unknown([&] {
+        return std::to_string(b.count) + " " + b.name + " tokens have no price in " + row->origin +
+               ": add \"" + b.name + "\" (or the provider's cache_multipliers)";
+      });
     }
     micro_nanos += static_cast<__int128>(b.count) * *b.price;
   }
   if (usage.web_search_requests < 0 || usage.web_search_requests > kMaxTokens) {
-    c.reason = "invalid web search request count";
-    return c;
+    return unknown([] { return std::string("invalid web search request count"); });
   }
   if (usage.web_search_requests > 0) {
     if (!row->web_search_request) {
-      c.reason = std::to_string(usage.web_search_requests) +
-                 " web search requests have no price in " + row->origin +
-                 ": add \"web_search_per_request\"";
-      return c;
+      return unknown([&] {
+        return std::to_string(usage.web_search_requests) +
+               " web search requests have no price in " + row->origin +
+               ": add \"web_search_per_request\"";
+      });
     }
     micro_nanos +=
         static_cast<__int128>(usage.web_search_requests) * *row->web_search_request * 1'000'000;
   }
   __int128 nanos = (micro_nanos + 500'000) / 1'000'000;
   if (nanos > std::numeric_limits<int64_t>::max()) {
-    c.reason = "cost overflows int64 nano-dollars";
-    return c;
+    return unknown([] { return std::string("cost overflows int64 nano-dollars"); });
   }
   c.known = true;
   c.nanos = static_cast<int64_t>(nanos);
@@ -563,22 +574,23 @@ Cost PriceTable::cost(std::string_view provider, std::string_view model, const U
 }
 
 Cost costOfResponse(const PriceTable& table, std::string_view provider,
-                    std::string_view requested_model, const TapResult& result) {
+                    std::string_view requested_model, const TapResult& result, CostDetail detail) {
+  const bool full = detail == CostDetail::kFull;
   if (!result.billable) {
     Cost c;
     c.known = true;
-    c.reason = "not billed (count_tokens)";
+    if (full) c.reason = "not billed (count_tokens)";
     return c;
   }
   // Failed requests that report no usage are not billed by the provider.
   if ((result.end == TapEnd::kError || result.end == TapEnd::kFailed) && !result.usage.present) {
     Cost c;
     c.known = true;
-    c.reason = "error response without usage (" + result.error_type + ")";
+    if (full) c.reason = "error response without usage (" + result.error_type + ")";
     return c;
   }
   std::string_view model = result.model.empty() ? requested_model : result.model;
-  return table.cost(provider, model, result.usage);
+  return table.cost(provider, model, result.usage, detail);
 }
 
 }  // namespace gatehouse::proxy

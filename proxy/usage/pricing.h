@@ -95,6 +95,11 @@ struct ModelPrice {
   std::string origin;  // "prices.json:12:5": where the row was defined
 };
 
+// What cost() fills in besides known and nanos: kFull adds basis, service_tier and the reason
+// texts (for logs and tests); kNanosOnly leaves them empty and allocates nothing (hot paths that
+// only need the amount: quota reservations and settlements, the request record).
+enum class CostDetail : uint8_t { kFull, kNanosOnly };
+
 struct Cost {
   bool known = false;
   int64_t nanos = 0;         // nano-dollars; meaningful only when known
@@ -126,7 +131,10 @@ class PriceTable {
 
   // Cost of one response's usage. Unknown (known = false, with a reason) when the model has no
   // row, the usage is absent, or tokens fall in a bucket without a price.
-  Cost cost(std::string_view provider, std::string_view model, const Usage& usage) const;
+  Cost cost(std::string_view provider, std::string_view model, const Usage& usage,
+            CostDetail detail = CostDetail::kFull) const;
+  // The same for a row find() returned (pricing several usages of one model looks it up once).
+  Cost cost(const ModelPrice& row, const Usage& usage, CostDetail detail = CostDetail::kFull) const;
 
   // Identifies the exact prices used: the files' "version" strings and a hash of their bytes.
   const std::string& snapshotId() const { return snapshot_id_; }
@@ -147,6 +155,7 @@ class PriceTable {
 // or `requested_model` when it reported none. `provider` is the price-table provider of the
 // route: providerOf(kind) for the native APIs, the route's own name (e.g. "bedrock") otherwise.
 Cost costOfResponse(const PriceTable& table, std::string_view provider,
-                    std::string_view requested_model, const TapResult& result);
+                    std::string_view requested_model, const TapResult& result,
+                    CostDetail detail = CostDetail::kFull);
 
 }  // namespace gatehouse::proxy

@@ -129,6 +129,48 @@ TEST(PriceTable, ShippedListPrices) {
   EXPECT_FALSE(p.cost("openai", "gpt-unknown-9", u).known);
 }
 
+// The quota path and the request record price with CostDetail::kNanosOnly: the same answer
+// (known, nanos, long_context), only without the texts.
+TEST(PriceTable, NanosOnlyGivesTheSameAmountWithoutTexts) {
+  auto t = PriceTable::load(kShipped, "");
+  ASSERT_TRUE(t.isOk()) << t.status().message();
+  const std::pair<const char*, const char*> models[] = {{"anthropic", "claude-sonnet-4-5"},
+                                                        {"anthropic", "claude-sonnet-4-5-20250929"},
+                                                        {"anthropic", "claude-haiku-4-5"},
+                                                        {"openai", "gpt-5"},
+                                                        {"openai", "gpt-5-mini"},
+                                                        {"openai", "gpt-unknown-9"},
+                                                        {"nobody", "x"},
+                                                        {"anthropic", ""}};
+  const Usage usages[] = {
+      {.input = 1000, .output = 100, .present = true},
+      {.input = 300'000, .output = 10, .cache_read = 5, .cache_write_5m = 7, .present = true},
+      {.input = 1, .cache_write_1h = 3, .present = true},
+      {.input = 1, .service_tier = "priority", .present = true},
+      {.input = 1, .service_tier = "flex", .present = true},
+      {.input = 1, .web_search_requests = 2, .present = true},
+      {.input = -1, .present = true},
+      {.input = 1, .web_search_requests = -1, .present = true},
+      {.input = 1},  // no usage reported
+  };
+  int known = 0, unknown = 0;
+  for (const auto& [provider, model] : models) {
+    for (const Usage& u : usages) {
+      Cost full = t.value()->cost(provider, model, u);
+      Cost bare = t.value()->cost(provider, model, u, CostDetail::kNanosOnly);
+      SCOPED_TRACE(std::string(provider) + "/" + model + " " + full.reason);
+      EXPECT_EQ(bare.known, full.known);
+      EXPECT_EQ(bare.nanos, full.nanos);
+      EXPECT_EQ(bare.long_context, full.long_context);
+      EXPECT_TRUE(bare.reason.empty() && bare.basis.empty() && bare.service_tier.empty());
+      EXPECT_EQ(full.known, full.reason.empty());
+      (full.known ? known : unknown)++;
+    }
+  }
+  EXPECT_GT(known, 10);
+  EXPECT_GT(unknown, 10);
+}
+
 TEST(PriceTable, OverrideRowGetsTheDefaultCacheMultipliers) {
   const ModelPrice* row = table()->find("anthropic", "claude-sonnet-4-5-20250929");
   ASSERT_NE(row, nullptr);

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <future>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -95,6 +96,25 @@ class GatewayRunner {
   }
   uint16_t port() const { return port_; }
   Gateway& gateway() { return *gw_; }
+  // Gateway::reload with `config_text`, on the loop thread; returns once it is done.
+  void reload(const std::string& config_text) {
+    auto cfg = parseGatewayConfig(config_text);
+    ASSERT_TRUE(cfg) << cfg.status().message();
+    reload_config_ = std::make_shared<const GatewayConfig>(std::move(cfg.value()));
+    std::promise<void> done;
+    reload_done_ = &done;
+    uv_async_t* a = new uv_async_t;
+    a->data = this;
+    uv_async_init(&loop_, a, [](uv_async_t* h) {
+      auto* self = static_cast<GatewayRunner*>(h->data);
+      self->gw_->reload(self->reload_config_, nullptr);
+      self->reload_done_->set_value();
+      uv_close(reinterpret_cast<uv_handle_t*>(h),
+               [](uv_handle_t* x) { delete reinterpret_cast<uv_async_t*>(x); });
+    });
+    uv_async_send(a);
+    done.get_future().wait();
+  }
   std::vector<QuotaEvent> events() {
     std::lock_guard<std::mutex> lock(mu_);
     return events_;
@@ -123,6 +143,8 @@ class GatewayRunner {
 
  private:
   std::shared_ptr<const GatewayConfig> config_;
+  std::shared_ptr<const GatewayConfig> reload_config_;
+  std::promise<void>* reload_done_ = nullptr;
   uv_loop_t loop_{};
   uv_async_t stop_{};
   std::unique_ptr<Gateway> gw_;
@@ -242,6 +264,32 @@ TEST_F(QuotaGatewayTest, RejectsWith429InTheProviderShape) {
   ASSERT_EQ(ev.size(), 2u);
   EXPECT_EQ(ev[0].kind, "rejected");
   EXPECT_EQ(ev[0].bucket, "calls:alice@example.com");
+}
+
+// Each connection computes its quota plan once per configuration: a reload reaches the next
+// request on a keep-alive connection, which is charged to the new rule's buckets only.
+TEST_F(QuotaGatewayTest, ReloadReachesKeepAliveConnections) {
+  GatewayRunner gw(config(kMemoryDollars));
+  Client c(gw.port());
+  ASSERT_TRUE(c.send(claudeCall()));
+  auto r = c.read(5000);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(gw.level("calls:alice@example.com"), 2);
+  gw.reload(config(R"({"store": {"kind": "memory"},
+    "buckets": {"once:<user>": {"rate": "1 requests/day"}},
+    "rules": [{"src": ["*"], "buckets": ["once:<user>"]}]})"));
+  ASSERT_TRUE(c.send(claudeCall()));
+  r = c.read(5000);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  ASSERT_TRUE(c.send(claudeCall()));
+  r = c.read(5000);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 429) << r->body;
+  std::string msg = r->json()["error"].value("message", "");
+  EXPECT_NE(msg.find("once:alice@example.com"), std::string::npos) << msg;
+  EXPECT_EQ(gw.level("once:alice@example.com"), 0);
 }
 
 TEST_F(QuotaGatewayTest, SettlesToTheRealCostExactly) {
