@@ -65,9 +65,11 @@ class Gateway::Connection {
 
   Gateway& gateway() { return gw_; }
   const std::optional<wg::Identity>& identity() const { return identity_; }
-  // planFor(config.quotas, identity()), computed once per connection and configuration (the
-  // identity is fixed for the connection's life; a reload brings a new config). Needs identity().
-  const QuotaPlan& quotaPlan(const std::shared_ptr<const GatewayConfig>& config);
+  // planFor(config.quotas, identity()) for the next request, computed once per connection and
+  // configuration (the identity is fixed for the connection's life; a reload brings a new
+  // config) and reused while no one else holds it; its slot is empty, its amounts are the last
+  // request's (setAmounts overwrites them). Needs identity().
+  std::shared_ptr<QuotaPlan> quotaPlan(const std::shared_ptr<const GatewayConfig>& config);
   const std::string& remote() const { return remote_; }
   void setRemote(std::string r) { remote_ = std::move(r); }
   bool closing() const { return closing_; }
@@ -100,7 +102,7 @@ class Gateway::Connection {
   Gateway& gw_;
   std::optional<wg::Identity> identity_;
   std::shared_ptr<const GatewayConfig> plan_config_;  // what quota_plan_ was computed for
-  QuotaPlan quota_plan_;
+  std::shared_ptr<QuotaPlan> quota_plan_;
   std::string remote_;
   uv_tcp_t* tcp_ = nullptr;
   uv_timer_t* timer_ = nullptr;

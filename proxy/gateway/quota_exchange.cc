@@ -27,12 +27,16 @@ const BucketSpec* specOf(const QuotaPlan& plan, const std::string& key) {
 
 }  // namespace
 
-const QuotaPlan& Gateway::Connection::quotaPlan(
+std::shared_ptr<QuotaPlan> Gateway::Connection::quotaPlan(
     const std::shared_ptr<const GatewayConfig>& config) {
-  if (plan_config_ != config) {
-    quota_plan_ = planFor(config->quotas, *identity_);
+  if (plan_config_ != config || !quota_plan_) {
+    quota_plan_ = std::make_shared<QuotaPlan>(planFor(config->quotas, *identity_));
     plan_config_ = config;
+  } else if (quota_plan_.use_count() > 1) {
+    // An earlier exchange or a store callback still holds it: this request gets its own.
+    quota_plan_ = std::make_shared<QuotaPlan>(*quota_plan_);
   }
+  quota_plan_->slot.reset();
   return quota_plan_;
 }
 
@@ -50,7 +54,7 @@ void Exchange::reserveQuota() {
   const QuotaConfig& qc = shared_.config->quotas;
   if (!qc.enabled() || !client_.identity()) return acquire();
   const wg::Identity& who = *client_.identity();
-  auto plan = std::make_shared<QuotaPlan>(client_.quotaPlan(shared_.config));
+  std::shared_ptr<QuotaPlan> plan = client_.quotaPlan(shared_.config);
   QuotaStore* store = gw_.quotaStore();
   if (plan->max_requests || plan->max_streams) {
     std::string key = identityKey(who);
@@ -64,7 +68,7 @@ void Exchange::reserveQuota() {
       gw_.quotaEvent({"rejected", "", key, request_id_, why});
       return refuse(GatewayError::rateLimited(why, 1));
     }
-    concurrency_key_ = key;
+    concurrency_key_ = std::move(key);
   }
   if (plan->empty() && !plan->slot) return acquire();
   WorstCase w = worstCase(shared_.prices.get(), apiKind(), model_.model, body_.size(),

@@ -10,12 +10,16 @@ namespace {
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
 // RFC 9110 §5.6.2 tchar.
-bool isTokenChar(unsigned char c) {
-  if (c >= '0' && c <= '9') return true;
-  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
-  return c != 0 &&
-         std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
-}
+// RFC 9110 tchar: DIGIT / ALPHA / "!#$%&'*+-.^_`|~" (a table: every header name byte is tested).
+constexpr std::array<bool, 256> kTokenChars = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+
+bool isTokenChar(unsigned char c) { return kTokenChars[c]; }
 
 constexpr std::array<std::string_view, 9> kHopByHop = {
     "Connection", "Keep-Alive",         "Proxy-Connection",    "TE", "Trailer", "Transfer-Encoding",
@@ -55,6 +59,7 @@ bool isValidHeaderValue(std::string_view value) {
 }
 
 void HeaderList::add(std::string name, std::string value) {
+  if (headers_.capacity() == 0) headers_.reserve(16);  // a typical request or response head
   headers_.push_back(Header{std::move(name), std::move(value)});
 }
 

@@ -155,20 +155,51 @@ void settleChain(const QuotaCharge& charge, std::vector<BucketState*>& states,
   }
 }
 
-BucketState& QuotaLedger::at(const std::string& key, const BucketSpec& spec, int64_t now_ms) {
-  auto it = states_.find(key);
-  if (it == states_.end()) {
-    it = states_.emplace(key, freshBucket(spec, now_ms)).first;
-    spec_of_[key] = spec.name;
-    dirty_.insert(key);
+QuotaLedger::Entries::iterator QuotaLedger::find(const std::string& key, const BucketSpec& spec,
+                                                 int64_t now_ms) {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) {
+    it = entries_.emplace(key, Entry{freshBucket(spec, now_ms), spec.name}).first;
+    markDirty(it);
   }
-  refillBucket(spec, it->second, now_ms);
-  return it->second;
+  refillBucket(spec, it->second.state, now_ms);
+  return it;
+}
+
+BucketState& QuotaLedger::at(const std::string& key, const BucketSpec& spec, int64_t now_ms) {
+  return find(key, spec, now_ms)->second.state;
+}
+
+const QuotaLedger::Entry* QuotaLedger::entry(std::string_view key) const {
+  auto it = entries_.find(key);
+  return it == entries_.end() ? nullptr : &it->second;
 }
 
 void QuotaLedger::restore(const std::string& key, const std::string& spec, const BucketState& st) {
-  states_[key] = st;
-  spec_of_[key] = spec;
+  Entry& e = entries_[key];
+  e.state = st;
+  e.spec = spec;
+}
+
+void QuotaLedger::markDirty(Entries::iterator it) {
+  if (it->second.dirty) return;
+  it->second.dirty = true;
+  dirty_.push_back(it);
+}
+
+void QuotaLedger::markDirty(const std::string& key) {
+  if (auto it = entries_.find(key); it != entries_.end()) markDirty(it);
+}
+
+std::vector<std::string> QuotaLedger::takeDirty() {
+  std::vector<std::string> keys;
+  keys.reserve(dirty_.size());
+  for (Entries::iterator it : dirty_) {
+    it->second.dirty = false;
+    keys.push_back(it->first);
+  }
+  dirty_.clear();
+  return keys;
 }
 
 ReserveOutcome QuotaLedger::reserve(const QuotaPlan& plan, int64_t now_ms) {
@@ -177,12 +208,12 @@ ReserveOutcome QuotaLedger::reserve(const QuotaPlan& plan, int64_t now_ms) {
   // name a handful of buckets, so a linear search beats a map (and allocates nothing per key).
   struct Work {
     const std::string* key;
-    BucketState* live;  // stable: std::map nodes do not move
+    Entries::iterator live;  // stable: entries are never erased
     BucketState copy;
   };
   std::vector<Work> work;
   work.reserve(8);
-  auto find = [&](const std::string& key) -> Work* {
+  auto held = [&](const std::string& key) -> Work* {
     for (Work& w : work) {
       if (*w.key == key) return &w;
     }
@@ -190,9 +221,9 @@ ReserveOutcome QuotaLedger::reserve(const QuotaPlan& plan, int64_t now_ms) {
   };
   for (const QuotaCharge& c : plan.charges) {
     for (const ChainLink& l : c.chain) {
-      if (find(l.key) != nullptr) continue;
-      BucketState& live = at(l.key, *l.spec, now_ms);
-      work.push_back({&l.key, &live, live});
+      if (held(l.key) != nullptr) continue;
+      auto live = find(l.key, *l.spec, now_ms);
+      work.push_back({&l.key, live, live->second.state});
     }
   }
   out.taken.resize(plan.charges.size());
@@ -200,7 +231,7 @@ ReserveOutcome QuotaLedger::reserve(const QuotaPlan& plan, int64_t now_ms) {
   for (size_t i = 0; i < plan.charges.size(); ++i) {
     const QuotaCharge& c = plan.charges[i];
     chain.clear();
-    for (const ChainLink& l : c.chain) chain.push_back(&find(l.key)->copy);
+    for (const ChainLink& l : c.chain) chain.push_back(&held(l.key)->copy);
     if (!reserveChain(c, chain, &out.taken[i], &out)) {
       out.taken.clear();
       out.flagged.clear();
@@ -209,8 +240,8 @@ ReserveOutcome QuotaLedger::reserve(const QuotaPlan& plan, int64_t now_ms) {
     }
   }
   for (Work& w : work) {
-    *w.live = w.copy;
-    dirty_.insert(*w.key);
+    w.live->second.state = w.copy;
+    markDirty(w.live);
   }
   out.allowed = true;
   return out;
@@ -223,8 +254,9 @@ void QuotaLedger::settle(const QuotaPlan& plan, const QuotaTaken& taken, const Q
     const QuotaCharge& c = plan.charges[i];
     chain.clear();
     for (const ChainLink& l : c.chain) {
-      chain.push_back(&at(l.key, *l.spec, now_ms));
-      dirty_.insert(l.key);
+      auto it = find(l.key, *l.spec, now_ms);
+      markDirty(it);
+      chain.push_back(&it->second.state);
     }
     settleChain(c, chain, taken[i], real.of(c.unit()));
   }
@@ -232,19 +264,21 @@ void QuotaLedger::settle(const QuotaPlan& plan, const QuotaTaken& taken, const Q
 
 void QuotaLedger::refill(const std::string& key, const BucketSpec& spec, int64_t amount,
                          int64_t now_ms) {
-  BucketState& st = at(key, spec, now_ms);
+  auto it = find(key, spec, now_ms);
+  BucketState& st = it->second.state;
   int64_t cap = effectiveCapacity(spec, st);
   amount = payDebt(st, amount);
   if (st.level < cap) st.level = std::min(cap, st.level + amount);
-  dirty_.insert(key);
+  markDirty(it);
 }
 
 void QuotaLedger::setCapacity(const std::string& key, const BucketSpec& spec, int64_t capacity,
                               int64_t now_ms) {
-  BucketState& st = at(key, spec, now_ms);
+  auto it = find(key, spec, now_ms);
+  BucketState& st = it->second.state;
   st.capacity_set = capacity;
   st.level = std::min(st.level, effectiveCapacity(spec, st));
-  dirty_.insert(key);
+  markDirty(it);
 }
 
 }  // namespace gatehouse::proxy

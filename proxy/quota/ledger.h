@@ -156,18 +156,27 @@ class QuotaLedger {
 
   // The instance, refilled to now (created full if new).
   BucketState& at(const std::string& key, const BucketSpec& spec, int64_t now_ms);
-  const std::map<std::string, BucketState>& states() const { return states_; }
-  std::map<std::string, BucketState>& mutableStates() { return states_; }
-  const std::map<std::string, std::string>& specs() const { return spec_of_; }
+  struct Entry {
+    BucketState state;
+    std::string spec;  // the BucketSpec's name
+    bool dirty = false;
+  };
+  // Every instance by key; nullptr / absent when the ledger has never seen it.
+  const std::map<std::string, Entry, std::less<>>& entries() const { return entries_; }
+  const Entry* entry(std::string_view key) const;
   void restore(const std::string& key, const std::string& spec, const BucketState& st);
-  // Keys changed since the last call (for write-behind persistence).
-  std::set<std::string> takeDirty() { return std::exchange(dirty_, {}); }
-  void markDirty(const std::string& key) { dirty_.insert(key); }
+  // Keys changed since the last call (for write-behind persistence), in the order first changed.
+  std::vector<std::string> takeDirty();
+  void markDirty(const std::string& key);
 
  private:
-  std::map<std::string, BucketState> states_;
-  std::map<std::string, std::string> spec_of_;  // key → spec name
-  std::set<std::string> dirty_;
+  using Entries = std::map<std::string, Entry, std::less<>>;
+  // at(), as the entry's iterator.
+  Entries::iterator find(const std::string& key, const BucketSpec& spec, int64_t now_ms);
+  void markDirty(Entries::iterator it);
+
+  Entries entries_;                       // never erased from: iterators stay valid
+  std::vector<Entries::iterator> dirty_;  // the entries with dirty set
 };
 
 // The pure per-chain steps, shared by QuotaLedger and the differential tests. `levels` are the

@@ -38,10 +38,7 @@ Result<std::unique_ptr<QuotaStore>> openQuotaStore(uv_loop_t* loop,
 
 void MemoryQuotaStore::list(ListDone done) {
   std::vector<BucketRow> rows;
-  for (const auto& [key, st] : ledger_.states()) {
-    auto spec = ledger_.specs().find(key);
-    rows.push_back({key, spec == ledger_.specs().end() ? "" : spec->second, st});
-  }
+  for (const auto& [key, e] : ledger_.entries()) rows.push_back({key, e.spec, e.state});
   done(std::move(rows));
 }
 

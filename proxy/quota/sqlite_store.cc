@@ -123,10 +123,9 @@ class SqliteQuotaStore final : public MemoryQuotaStore {
     std::vector<BucketRow> rows;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      for (const std::string& key : ledger_.takeDirty()) {
-        auto it = ledger_.states().find(key);
-        if (it == ledger_.states().end()) continue;
-        rows.push_back({key, ledger_.specs().at(key), it->second});
+      for (std::string& key : ledger_.takeDirty()) {
+        const QuotaLedger::Entry* e = ledger_.entry(key);
+        if (e != nullptr) rows.push_back({std::move(key), e->spec, e->state});
       }
     }
     if (rows.empty()) return;

@@ -18,10 +18,16 @@
 # "off" round, the median over rounds of the ratio to that round's "off" run (paired, less
 # sensitive to a busy machine), CPU µs per request (gateway, plus redis-server for the Redis
 # configs) and Redis script calls per request.
+# Then "side by side": "off" and each quota config loaded at the same time, one wrk with 64
+# connections each, SIDE_ROUNDS rounds: the median ratio of their requests/s and each one's CPU
+# per request. Both share whatever else the machine is doing, so on a noisy VM this ratio is far
+# steadier than one from runs taken one after another (two identical gateways measure
+# 0.97–1.05 this way).
 # Targets (issue 7): sqlite ≥ 0.95×, redis ≥ 0.9× at 64 connections.
 #
 # Usage: tools/bench/quota_bench.sh [GATEHOUSE_BIN]   (default build/bin/gatehouse)
-# Env: BENCH_SECONDS (8) per wrk run; BENCH_ROUNDS (4); BENCH_CONNS ("64 1"); BENCH_PERF=off|sqlite|redis|allow|redis-server
+# Env: BENCH_SECONDS (8) per wrk run; BENCH_ROUNDS (4); BENCH_SIDE_ROUNDS (= ROUNDS; 0 skips);
+# BENCH_CONNS ("64 1"); BENCH_PERF=off|sqlite|redis|allow|redis-server
 # profiles that process with `perf record` during its runs (the top of `perf report` is saved
 # under tools/bench/results/).
 # Needs: nginx, wrk, redis-server, python3 (tools/install-deps.sh). Root is not needed.
@@ -31,12 +37,14 @@ ROOT=$(pwd)
 GATEHOUSE_BIN=${1:-${GATEHOUSE_BIN:-$ROOT/build/bin/gatehouse}}
 SECS=${BENCH_SECONDS:-8}
 ROUNDS=${BENCH_ROUNDS:-4}
+SIDE_ROUNDS=${BENCH_SIDE_ROUNDS:-$ROUNDS}
 CONNS=${BENCH_CONNS:-"64 1"}
 for c in nginx wrk redis-server python3 curl; do
   command -v "$c" >/dev/null || { echo "quota_bench: $c missing (tools/install-deps.sh)" >&2; exit 1; }
 done
 [ -x "$GATEHOUSE_BIN" ] || { echo "quota_bench: no gatehouse binary at $GATEHOUSE_BIN" >&2; exit 1; }
 [ "$ROUNDS" -ge 1 ] && [ "$ROUNDS" -le 10 ] || { echo "quota_bench: BENCH_ROUNDS 1..10" >&2; exit 1; }
+[ "$SIDE_ROUNDS" -ge 0 ] && [ "$SIDE_ROUNDS" -le 10 ] || { echo "quota_bench: BENCH_SIDE_ROUNDS 0..10" >&2; exit 1; }
 [ "$SECS" -ge 1 ] && [ "$SECS" -le 120 ] || { echo "quota_bench: BENCH_SECONDS 1..120" >&2; exit 1; }
 
 BENCH_NAME=quota_bench
@@ -165,6 +173,45 @@ for conns in $CONNS; do
   done
 done
 
+# Side by side: "off" and one quota config loaded at the same time (one wrk each, 64
+# connections each), so whatever else the machine does slows both alike; per round the ratio of
+# their requests/s and each one's CPU per request.
+: >"$TMP/side.jsonl"
+if [ "$SIDE_ROUNDS" -gt 0 ]; then
+  for cfg in sqlite redis allow; do
+    for round in $(seq 1 "$SIDE_ROUNDS"); do
+      wait_idle "${GWPID[off]}" "${GWPID[$cfg]}"
+      a0=$(cpu_ticks "${GWPID[off]}")
+      b0=$(cpu_ticks "${GWPID[$cfg]}")
+      timeout $((SECS + 30)) wrk -t1 -c64 -d"${SECS}s" --timeout 10s -s "$TMP/req.lua" \
+        "http://127.0.0.1:${PORT[off]}/v1/messages" >"$TMP/side-off.out" 2>&1 &
+      side_pid=$!
+      timeout $((SECS + 30)) wrk -t1 -c64 -d"${SECS}s" --timeout 10s -s "$TMP/req.lua" \
+        "http://127.0.0.1:${PORT[$cfg]}/v1/messages" >"$TMP/side-cfg.out" 2>&1 || true
+      wait "$side_pid" || true
+      wait_idle "${GWPID[off]}" "${GWPID[$cfg]}"
+      a1=$(cpu_ticks "${GWPID[off]}")
+      b1=$(cpu_ticks "${GWPID[$cfg]}")
+      python3 - "$TMP/side-off.out" "$TMP/side-cfg.out" "$cfg" "$round" "$a0" "$a1" "$b0" "$b1" "$CLK_TCK" \
+        >>"$TMP/side.jsonl" <<'PY' || say "side by side $cfg round $round: wrk failed"
+import json, sys
+def row(path):
+    return json.loads(open(path).read().split("WRKJSON ", 1)[1].splitlines()[0])
+a, b = row(sys.argv[1]), row(sys.argv[2])
+ticks = [int(x) for x in sys.argv[5:9]]
+hz = int(sys.argv[9])
+print(json.dumps({"config": sys.argv[3], "round": int(sys.argv[4]),
+                  "off_rps": a["requests"] / (a["duration_us"] / 1e6),
+                  "rps": b["requests"] / (b["duration_us"] / 1e6),
+                  "off_cpu_us": (ticks[1] - ticks[0]) * 1e6 / hz / max(1, a["requests"]),
+                  "cpu_us": (ticks[3] - ticks[2]) * 1e6 / hz / max(1, b["requests"]),
+                  "errors": a["sock_errors"] + a["status_errors"] + b["sock_errors"] + b["status_errors"]}))
+PY
+      say "side by side $cfg round $round: $(tail -n 1 "$TMP/side.jsonl")"
+    done
+  done
+fi
+
 # Sanity after the load: the buckets were charged and settled (levels below capacity, nothing
 # refused), the stores answered.
 for cfg in sqlite redis allow; do
@@ -186,9 +233,10 @@ if command -v redis-cli >/dev/null; then
   say "redis-server: ${per:-?} us per script call (both Redis configs)"
 fi
 
-python3 - "$TMP/rows.jsonl" <<'EOF'
+python3 - "$TMP/rows.jsonl" "$TMP/side.jsonl" <<'EOF'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+side = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
 for r in rows:
     r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
 by = {}
@@ -217,5 +265,17 @@ for conns in sorted({k[1] for k in by}, reverse=True):
 print("\nbest: each config's best round; paired: median over rounds of the ratio to the off run of the")
 print("same round; CPU: median utime+stime per request of the gateway (+ redis-server for redis")
 print("and allow). allow: redis with allowance_ms 1000.")
+if side:
+    print()
+    print("side by side: off and the config loaded at once, wrk 64 connections each")
+    print(f"{'config':8} {'rounds':>6} {'x off median':>12} {'x off range':>13} {'CPU us/req':>10} {'off CPU':>8} {'errors':>6}")
+    for cfg in ("sqlite", "redis", "allow"):
+        rs = [r for r in side if r["config"] == cfg]
+        if not rs:
+            continue
+        ratios = [r["rps"] / r["off_rps"] for r in rs]
+        print(f"{cfg:8} {len(rs):6d} {statistics.median(ratios):12.3f} {min(ratios):6.3f}-{max(ratios):.3f} "
+              f"{statistics.median(r['cpu_us'] for r in rs):10.1f} {statistics.median(r['off_cpu_us'] for r in rs):8.1f} "
+              f"{sum(r['errors'] for r in rs):6d}")
 print("targets at 64 connections: sqlite >= 0.95x off, redis >= 0.9x off")
 EOF
