@@ -9,8 +9,8 @@ namespace {
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
-// RFC 9110 §5.6.2 tchar.
-// RFC 9110 tchar: DIGIT / ALPHA / "!#$%&'*+-.^_`|~" (a table: every header name byte is tested).
+// RFC 9110 §5.6.2 tchar: DIGIT / ALPHA / "!#$%&'*+-.^_`|~" (a table: every header name byte is
+// tested).
 constexpr std::array<bool, 256> kTokenChars = [] {
   std::array<bool, 256> t{};
   for (int c = '0'; c <= '9'; ++c) t[c] = true;

@@ -493,22 +493,21 @@ Cost PriceTable::cost(std::string_view provider, std::string_view model, const U
   return c;
 }
 
-Cost PriceTable::cost(const ModelPrice& row_ref, const Usage& usage, CostDetail detail) const {
+Cost PriceTable::cost(const ModelPrice& row, const Usage& usage, CostDetail detail) const {
   Cost c;
-  const ModelPrice* row = &row_ref;
   const bool full = detail == CostDetail::kFull;
   auto unknown = [&](auto&& why) {
     if (full) c.reason = why();
     return c;
   };
-  if (full) c.basis = row->provider + "/" + row->pattern;
+  if (full) c.basis = row.provider + "/" + row.pattern;
   if (!usage.present) return unknown([] { return std::string("the response reported no usage"); });
-  const PriceSet* set = &row->standard;
+  const PriceSet* set = &row.standard;
   if (!standardTier(usage.service_tier)) {
-    auto tier = row->service_tiers.find(usage.service_tier);
-    if (tier == row->service_tiers.end()) {
+    auto tier = row.service_tiers.find(usage.service_tier);
+    if (tier == row.service_tiers.end()) {
       return unknown([&] {
-        return "service tier " + q(usage.service_tier) + " has no prices in " + row->origin +
+        return "service tier " + q(usage.service_tier) + " has no prices in " + row.origin +
                ": add service_tiers." + usage.service_tier + " to the row";
       });
     }
@@ -544,7 +543,7 @@ Cost PriceTable::cost(const ModelPrice& row_ref, const Usage& usage, CostDetail 
     if (b.count == 0) continue;
     if (!b.price) {
       return unknown([&] {
-        return std::to_string(b.count) + " " + b.name + " tokens have no price in " + row->origin +
+        return std::to_string(b.count) + " " + b.name + " tokens have no price in " + row.origin +
                ": add \"" + b.name + "\" (or the provider's cache_multipliers)";
       });
     }
@@ -554,15 +553,15 @@ Cost PriceTable::cost(const ModelPrice& row_ref, const Usage& usage, CostDetail 
     return unknown([] { return std::string("invalid web search request count"); });
   }
   if (usage.web_search_requests > 0) {
-    if (!row->web_search_request) {
+    if (!row.web_search_request) {
       return unknown([&] {
         return std::to_string(usage.web_search_requests) +
-               " web search requests have no price in " + row->origin +
+               " web search requests have no price in " + row.origin +
                ": add \"web_search_per_request\"";
       });
     }
     micro_nanos +=
-        static_cast<__int128>(usage.web_search_requests) * *row->web_search_request * 1'000'000;
+        static_cast<__int128>(usage.web_search_requests) * *row.web_search_request * 1'000'000;
   }
   __int128 nanos = (micro_nanos + 500'000) / 1'000'000;
   if (nanos > std::numeric_limits<int64_t>::max()) {

@@ -173,6 +173,27 @@ for conns in $CONNS; do
   done
 done
 
+# Sanity after the load: the buckets were charged and settled (levels below capacity, nothing
+# refused), the stores answered.
+for cfg in sqlite redis allow; do
+  n=$(curl -s "http://127.0.0.1:${PORT[$cfg]}/api/quotas" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["buckets"]))' 2>/dev/null || echo "?")
+  say "$cfg: GET /api/quotas lists $n buckets; quota lines in its log: $(grep -c 'quota ' "$TMP/$cfg/gateway.log" || true)"
+done
+# How many script calls each Redis store made for how many requests (batching, allowances; from
+# its /api/metrics), and what one call costs inside redis-server.
+for cfg in redis allow; do
+  reqs=$(python3 -c 'import json,sys; print(sum(json.loads(l)["requests"] for l in open(sys.argv[1]) if json.loads(l)["config"] == sys.argv[2]))' "$TMP/rows.jsonl" "$cfg")
+  metrics=$(curl -s "http://127.0.0.1:${PORT[$cfg]}/api/metrics")
+  calls=$(sed -n 's/^gatehouse_quota_store_calls_total //p' <<<"$metrics")
+  local_n=$(sed -n 's/^gatehouse_quota_allowance_reserves_total //p' <<<"$metrics")
+  say "$cfg: ${calls:-?} script calls for $reqs requests (+ probes): $(python3 -c "print(f'{${calls:-0} / max(1, $reqs):.3f}')") per request; ${local_n:-?} reserves served from allowances"
+done
+if command -v redis-cli >/dev/null; then
+  per=$(redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r' |
+    sed -n 's/^cmdstat_evalsha:calls=[0-9]*,usec=[0-9]*,usec_per_call=\([0-9.]*\).*/\1/p')
+  say "redis-server: ${per:-?} us per script call (both Redis configs)"
+fi
+
 # Side by side: "off" and one quota config loaded at the same time (one wrk each, 64
 # connections each), so whatever else the machine does slows both alike; per round the ratio of
 # their requests/s and each one's CPU per request.
@@ -212,26 +233,6 @@ PY
   done
 fi
 
-# Sanity after the load: the buckets were charged and settled (levels below capacity, nothing
-# refused), the stores answered.
-for cfg in sqlite redis allow; do
-  n=$(curl -s "http://127.0.0.1:${PORT[$cfg]}/api/quotas" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["buckets"]))' 2>/dev/null || echo "?")
-  say "$cfg: GET /api/quotas lists $n buckets; quota lines in its log: $(grep -c 'quota ' "$TMP/$cfg/gateway.log" || true)"
-done
-# How many script calls each Redis store made for how many requests (batching, allowances; from
-# its /api/metrics), and what one call costs inside redis-server.
-for cfg in redis allow; do
-  reqs=$(python3 -c 'import json,sys; print(sum(json.loads(l)["requests"] for l in open(sys.argv[1]) if json.loads(l)["config"] == sys.argv[2]))' "$TMP/rows.jsonl" "$cfg")
-  metrics=$(curl -s "http://127.0.0.1:${PORT[$cfg]}/api/metrics")
-  calls=$(sed -n 's/^gatehouse_quota_store_calls_total //p' <<<"$metrics")
-  local_n=$(sed -n 's/^gatehouse_quota_allowance_reserves_total //p' <<<"$metrics")
-  say "$cfg: ${calls:-?} script calls for $reqs requests (+ probes): $(python3 -c "print(f'{${calls:-0} / max(1, $reqs):.3f}')") per request; ${local_n:-?} reserves served from allowances"
-done
-if command -v redis-cli >/dev/null; then
-  per=$(redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r' |
-    sed -n 's/^cmdstat_evalsha:calls=[0-9]*,usec=[0-9]*,usec_per_call=\([0-9.]*\).*/\1/p')
-  say "redis-server: ${per:-?} us per script call (both Redis configs)"
-fi
 
 python3 - "$TMP/rows.jsonl" "$TMP/side.jsonl" <<'EOF'
 import json, statistics, sys
