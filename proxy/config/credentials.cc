@@ -5,8 +5,9 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <string>
+
+#include "proxy/http/headers.h"
 
 namespace gatehouse::proxy {
 namespace {
@@ -34,10 +35,7 @@ constexpr std::array<std::string_view, 8> kHopByHop = {
 }  // namespace
 
 bool headerNameEquals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
+  return http::equalsIgnoreCase(a, b);
 }
 
 bool isCredentialHeader(std::string_view name) {
@@ -53,13 +51,7 @@ bool isIdentityHeader(std::string_view name) {
 
 bool isHopByHopHeader(std::string_view name) { return inList(name, kHopByHop); }
 
-bool validHeaderName(std::string_view name) {
-  if (name.empty()) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) ||
-           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-  });
-}
+bool validHeaderName(std::string_view name) { return http::isValidHeaderName(name); }
 
 std::string_view credentialHeaderName(ProviderKind kind) {
   return kind == ProviderKind::kAnthropic ? "x-api-key" : "authorization";

@@ -126,6 +126,9 @@ std::string metricsText(const GatewayCounters& g, const QuotaStore* quotas, cons
                 {"rejected", l.records_rejected},
                 {"failed", l.records_failed},
                 {"expired", l.records_expired}});
+    e.counter("gatehouse_log_batches_total",
+              "Committed log write transactions (records written / batches = records per batch).",
+              l.batches);
     e.counter("gatehouse_log_write_errors_total", "Failed log write transactions (retried).",
               l.write_errors);
     e.family("gatehouse_log_queue_depth", "gauge", "Records waiting for the log writer.")

@@ -7,7 +7,13 @@ namespace gatehouse::proxy::http {
 
 namespace {
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+// ASCII lower case as a table: header names are compared for every lookup of every request.
+constexpr std::array<unsigned char, 256> kLower = [] {
+  std::array<unsigned char, 256> t{};
+  for (int c = 0; c < 256; ++c)
+    t[c] = static_cast<unsigned char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  return t;
+}();
 
 // RFC 9110 §5.6.2 tchar: DIGIT / ALPHA / "!#$%&'*+-.^_`|~" (a table: every header name byte is
 // tested).
@@ -31,7 +37,8 @@ constexpr std::array<std::string_view, 9> kHopByHop = {
 bool equalsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
+    auto x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+    if (x != y && kLower[x] != kLower[y]) return false;
   }
   return true;
 }

@@ -102,9 +102,10 @@ bool LogWriter::waitDurable(uint64_t seq, milliseconds timeout) {
 
 LogWriterCounters LogWriter::counters() const {
   auto get = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-  return LogWriterCounters{get(accepted_),        get(written_),          get(bodies_dropped_),
-                           get(records_dropped_), get(records_rejected_), get(records_failed_),
-                           get(write_errors_),    get(records_expired_),  get(queue_depth_)};
+  return LogWriterCounters{get(accepted_),       get(written_),         get(batches_),
+                           get(bodies_dropped_), get(records_dropped_), get(records_rejected_),
+                           get(records_failed_), get(write_errors_),    get(records_expired_),
+                           get(queue_depth_)};
 }
 
 int64_t LogWriter::nowMs() const { return options_.now_ms(); }
@@ -178,6 +179,7 @@ bool LogWriter::writeBatch(std::vector<Pending> batch) {
     auto result = store_->insert(records);
     if (result) {
       written_.fetch_add(result->inserted, std::memory_order_relaxed);
+      batches_.fetch_add(1, std::memory_order_relaxed);
       records_rejected_.fetch_add(result->rejected, std::memory_order_relaxed);
       markDurable(last);
       return true;

@@ -67,6 +67,7 @@ struct LogWriterOptions {
 struct LogWriterCounters {
   uint64_t accepted = 0;          // records queued (with or without bodies)
   uint64_t written = 0;           // records committed
+  uint64_t batches = 0;           // write transactions committed (written / batches: batch size)
   uint64_t bodies_dropped = 0;    // records queued without their bodies (queue full)
   uint64_t records_dropped = 0;   // records not stored at all (hard bound, or shutdown)
   uint64_t records_rejected = 0;  // duplicate ids
@@ -132,7 +133,7 @@ class LogWriter {
 
   std::atomic<uint64_t> durable_seq_{0};
   std::atomic<uint64_t> accepted_{0}, written_{0}, bodies_dropped_{0}, records_dropped_{0},
-      records_rejected_{0}, records_failed_{0}, write_errors_{0}, records_expired_{0},
+      records_rejected_{0}, records_failed_{0}, write_errors_{0}, records_expired_{0}, batches_{0},
       queue_depth_{0};
 
   std::thread thread_;  // last: started after every member above exists

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "proxy/usage/usage.h"
+#include "proxy/usage/usage_document.h"
 
 namespace gatehouse::proxy {
 namespace {
@@ -18,114 +19,8 @@ using nlohmann::json;
 // response and is cut so that log rows stay small.
 constexpr size_t kMaxFieldBytes = 256;
 
-// A SAX handler that builds the document the handlers below read, and nothing else: every
-// container off their paths becomes null (so a key still exists, and the last of duplicate keys
-// still wins, exactly as in the full document). What they read: scalars of the top-level object,
-// of "message" and "response" (Anthropic message_start, Responses events; same rules
-// recursively), of "delta", and of each element of "choices" / "output"; "usage", "error" and
-// "incomplete_details" whole. Content — most of a body — is lexed but never materialized.
-class UsageDom final : public nlohmann::json_sax<json> {
- public:
-  explicit UsageDom(json& root) : root_(root) {}
-
-  bool null() override { return value(nullptr); }
-  bool boolean(bool v) override { return value(v); }
-  bool number_integer(number_integer_t v) override { return value(v); }
-  bool number_unsigned(number_unsigned_t v) override { return value(v); }
-  bool number_float(number_float_t v, const string_t&) override { return value(v); }
-  bool string(string_t& v) override { return value(std::move(v)); }
-  bool binary(binary_t&) override { return value(nullptr); }  // not produced by text JSON
-  bool key(string_t& k) override {
-    if (skip_ == 0) key_ = std::move(k);
-    return true;
-  }
-  bool start_object(std::size_t) override { return open(json::value_t::object); }
-  bool start_array(std::size_t) override { return open(json::value_t::array); }
-  bool end_object() override { return close(); }
-  bool end_array() override { return close(); }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
-    return false;
-  }
-
- private:
-  enum class Keep : uint8_t { kTop, kAll, kScalars, kElements };
-  struct Frame {
-    json* at;
-    Keep keep;
-  };
-
-  // Where the next value goes.
-  json* slot() {
-    if (stack_.empty()) return &root_;
-    json& c = *stack_.back().at;
-    if (c.is_object()) return &c[key_];
-    c.push_back(nullptr);
-    return &c.back();
-  }
-  bool value(json v) {
-    if (skip_ == 0) *slot() = std::move(v);
-    return true;
-  }
-  // How much of a container opening here to keep; nullopt: none of it.
-  std::optional<Keep> keepFor(json::value_t type) const {
-    bool object = type == json::value_t::object;
-    if (stack_.empty()) return object ? Keep::kTop : Keep::kScalars;
-    const Frame& f = stack_.back();
-    switch (f.keep) {
-      case Keep::kAll:
-        return Keep::kAll;
-      case Keep::kScalars:
-        return std::nullopt;
-      case Keep::kElements:
-        return object ? std::optional(Keep::kScalars) : std::nullopt;
-      case Keep::kTop:
-        break;
-    }
-    if (key_ == "usage" || key_ == "error" || key_ == "incomplete_details") return Keep::kAll;
-    if (key_ == "message" || key_ == "response") {
-      return object ? std::optional(Keep::kTop) : std::nullopt;
-    }
-    if (key_ == "delta") return object ? std::optional(Keep::kScalars) : std::nullopt;
-    if (key_ == "choices" || key_ == "output") {
-      return object ? std::nullopt : std::optional(Keep::kElements);
-    }
-    return std::nullopt;
-  }
-  bool open(json::value_t type) {
-    if (skip_ > 0) {
-      ++skip_;
-      return true;
-    }
-    std::optional<Keep> keep = keepFor(type);
-    json* s = slot();
-    if (!keep) {
-      *s = nullptr;
-      skip_ = 1;
-      return true;
-    }
-    *s = json(type);
-    stack_.push_back({s, *keep});
-    return true;
-  }
-  bool close() {
-    if (skip_ > 0) {
-      --skip_;
-    } else if (!stack_.empty()) {
-      stack_.pop_back();
-    }
-    return true;
-  }
-
-  json& root_;
-  std::vector<Frame> stack_;
-  std::string key_;
-  size_t skip_ = 0;  // depth inside a container that is not kept
-};
-
 bool parseJson(std::string_view text, json& out, TapStats& stats) {
-  out = json();
-  UsageDom dom(out);
-  if (!json::sax_parse(text.begin(), text.end(), &dom)) {
+  if (!readUsageDocument(text, out)) {
     ++stats.parse_errors;
     return false;
   }

@@ -1,5 +1,7 @@
 // Fuzz target: the usage tap on arbitrary provider responses, the cost arithmetic on whatever it
-// extracts, and the price-table parser on arbitrary files. Any crash, sanitizer report or escaped
+// extracts, and the price-table parser on arbitrary files. On every body that is valid JSON the
+// tap's skimming reader must give the same document as the full SAX reader
+// (usage_document.h). Any crash, sanitizer report or escaped
 // exception is a bug: provider bytes may only ever produce counters and "unknown".
 //
 // Input layout (so that seeds stay readable):
@@ -14,6 +16,7 @@
 
 #include "proxy/usage/pricing.h"
 #include "proxy/usage/usage.h"
+#include "proxy/usage/usage_document.h"
 #include "tests/fuzz/fuzz_events.h"
 
 namespace {
@@ -69,6 +72,15 @@ void fuzzPriceFile(std::string_view text) {
   }
 }
 
+// The skim may accept more than the full reader (it does not validate what it steps over), never
+// less, and on valid JSON it reads the same document.
+void compareReaders(std::string_view text) {
+  if (!nlohmann::json::accept(text)) return;
+  nlohmann::json skimmed, full;
+  if (!readUsageDocument(text, skimmed) || !readUsageDocumentFull(text, full)) __builtin_trap();
+  if (skimmed != full) __builtin_trap();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -89,6 +101,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       checkUsage(tap.result().usage);
     });
   } else {
+    compareReaders(rest);
     size_t chunk = 1 + data[1] % 64;
     for (size_t at = 0; at < rest.size(); at += chunk) tap.onBody(rest.substr(at, chunk));
   }

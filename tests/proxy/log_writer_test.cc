@@ -110,6 +110,9 @@ TEST_F(LogWriterTest, WritesAndAcknowledges) {
   auto c = writer.counters();
   EXPECT_EQ(c.accepted, 1000u);
   EXPECT_EQ(c.written, 1000u);
+  // Records go in batches of at most batch_max (256): at least 4 transactions, each counted.
+  EXPECT_GE(c.batches, 4u);
+  EXPECT_LE(c.batches, 1000u);
   EXPECT_EQ(c.bodies_dropped + c.records_dropped + c.write_errors, 0u);
   EXPECT_EQ(rows("SELECT COUNT(*) FROM requests"), 1000);
   EXPECT_EQ(rows("SELECT COUNT(*) FROM request_bodies"), 333);

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "proxy/usage/pricing.h"
+#include "proxy/usage/usage_document.h"
 
 namespace gatehouse::proxy {
 
@@ -573,6 +574,102 @@ TEST(UsageCostStream, MissingUsageIsUnknownNotZero) {
   Cost failed = streamCost(ApiKind::kOpenAiResponses, "openai_responses_stream_failed.sse");
   EXPECT_TRUE(failed.known);  // failed without usage: not billed
   EXPECT_EQ(failed.nanos, 0);
+}
+
+// The tap's skimming reader (usage_document.h) against the full SAX reader: the same document on
+// every valid input, failure on what is cut short or structurally wrong.
+using nlohmann::json;
+
+void expectSameDocument(const std::string& text, const std::string& what) {
+  json skimmed, full;
+  ASSERT_TRUE(readUsageDocumentFull(text, full)) << what;
+  ASSERT_TRUE(readUsageDocument(text, skimmed)) << what;
+  EXPECT_EQ(skimmed, full) << what << "\nskimmed " << skimmed.dump() << "\nfull    " << full.dump();
+}
+
+TEST(UsageDocument, ReadersAgreeOnEveryFixture) {
+  for (const char* name : {"anthropic_message.json", "anthropic_message_total_only.json",
+                           "anthropic_error.json", "anthropic_count_tokens.json",
+                           "openai_chat.json", "openai_error.json", "openai_responses.json"}) {
+    expectSameDocument(fixture(name), name);
+  }
+  for (const char* name :
+       {"anthropic_stream.sse", "anthropic_stream_cumulative.sse", "anthropic_stream_error.sse",
+        "openai_chat_stream.sse", "openai_responses_stream.sse",
+        "openai_responses_stream_failed.sse", "openai_responses_stream_incomplete.sse"}) {
+    for (const Event& e : events(fixture(name))) {
+      if (e.data == "[DONE]") continue;
+      expectSameDocument(e.data, std::string(name) + " " + e.name);
+    }
+  }
+}
+
+TEST(UsageDocument, StringsThatLookLikeStructureAreSteppedOver) {
+  // Quotes, backslashes, brackets and a "usage" key inside skipped content; escaped and
+  // non-ASCII kept strings; numbers of every kind in the usage object.
+  std::string body =
+      R"({"id":"msg_\u0041\"1","type":"message","model":"claude-é","content":[)"
+      R"({"type":"text","text":"a \"quoted\" }] {\"usage\":{\"input_tokens\":999}} \\"},)"
+      R"({"type":"tool_use","id":"t","name":"Bash","input":{"usage":{"input_tokens":7},)"
+      R"("command":"echo \\\\\" ] }"}}],"stop_reason":"tool_use","stop_sequence":null,)"
+      R"("usage":{"input_tokens":12,"output_tokens":0,"cache_read_input_tokens":-3,)"
+      R"("x":1.5e3,"y":18446744073709551615,"z":123456789012345678901,"w":[true,false,null],)"
+      R"("cache_creation":{"ephemeral_5m_input_tokens":4}},"\u0075sage2":{"a":1},)"
+      "\"empty\":{} , \"e2\" : [ ] }";
+  expectSameDocument(body, "tricky body");
+  TapResult r = runJson(ApiKind::kAnthropicMessages, body);
+  EXPECT_EQ(r.end, TapEnd::kCompleted);
+  EXPECT_EQ(r.response_id, "msg_A\"1");
+  EXPECT_EQ(r.model, "claude-é");
+  EXPECT_EQ(r.usage.input, 12);
+  EXPECT_EQ(r.usage.cache_write_5m, 4);
+  // Byte order mark, surrounding space, top-level array and scalars.
+  for (const char* text : {"\xEF\xBB\xBF {\"id\":\"x\"}\n", "[1,\"a\",{\"b\":2},[3]]", "17", "-1",
+                           "\"s\"", "null", " true ", "{\"a\":[[[[{}]]]]}"}) {
+    expectSameDocument(text, text);
+  }
+}
+
+TEST(UsageDocument, CutShortOrMismatchedFails) {
+  std::string body = fixture("anthropic_message.json");
+  json doc;
+  for (size_t cut = 0; cut < body.size(); ++cut) {
+    // Every proper prefix of an object is cut short (trailing space aside).
+    std::string prefix = body.substr(0, cut);
+    if (prefix.find_last_not_of(" \n") == body.find_last_not_of(" \n")) continue;
+    EXPECT_FALSE(readUsageDocument(prefix, doc)) << "cut at " << cut;
+  }
+  for (const char* text :
+       {R"({"content":[1,2}],"usage":{"input_tokens":1}})", R"({"content":{"a":[}})",
+        R"({"usage":{"input_tokens":1}} x)", R"({"usage":{"input_tokens":1}}})",
+        R"({"content":"unterminated)", R"({"a" 1})", R"({"a":1,})", R"({"a":})",
+        R"({"usage":{"input_tokens":01}})", R"({"model":"bad \x"})", "{\"model\":\"a\x01\"}",
+        R"({"usage":{"input_tokens":tru}})", "", "   ", "}", "]"}) {
+    EXPECT_FALSE(readUsageDocument(text, doc)) << text;
+    EXPECT_FALSE(readUsageDocumentFull(text, doc)) << text;
+  }
+  // What the skim steps over is not validated: a bad literal inside content still reads (the
+  // full reader rejects it). Usage stays trustworthy because the kept parts are read exactly.
+  const char* lenient = R"({"content":[tru, "\q"],"usage":{"input_tokens":5}})";
+  ASSERT_TRUE(readUsageDocument(lenient, doc));
+  EXPECT_EQ(doc["usage"]["input_tokens"], 5);
+  EXPECT_FALSE(readUsageDocumentFull(lenient, doc));
+}
+
+TEST(UsageDocument, DeepDocumentsNeitherOverflowNorDiffer) {
+  // Kept nesting beyond the skim's depth hands over to the full reader.
+  std::string deep;
+  for (int i = 0; i < 200; ++i) deep += R"({"message":)";
+  deep += R"({"usage":{"input_tokens":3}})";
+  deep += std::string(200, '}');
+  expectSameDocument(deep, "200 nested messages");
+  // Skipped nesting is walked without recursion.
+  std::string skipped = R"({"content":)" + std::string(200'000, '[') + std::string(200'000, ']') +
+                        R"(,"usage":{"output_tokens":2}})";
+  json doc;
+  ASSERT_TRUE(readUsageDocument(skipped, doc));
+  EXPECT_EQ(doc["usage"]["output_tokens"], 2);
+  EXPECT_TRUE(doc["content"].is_null());
 }
 
 }  // namespace
