@@ -150,12 +150,13 @@ size_t stringEnd(std::string_view s, size_t i) {
   return kNpos;
 }
 
-// A number or literal starting at s[i]: it runs to the next delimiter. Empty: nothing there.
+// A number or literal starting at s[i]: it runs to the next delimiter (or NUL, the end of input
+// to nlohmann/json). Empty: nothing there.
 size_t scalarEnd(std::string_view s, size_t i) {
   while (i < s.size()) {
     char c = s[i];
     if (isSpace(c) || c == ',' || c == '}' || c == ']' || c == ':' || c == '{' || c == '[' ||
-        c == '"') {
+        c == '"' || c == '\0') {
       break;
     }
     ++i;
@@ -348,7 +349,9 @@ bool readUsageDocument(std::string_view text, json& out) {
   size_t end =
       c == '{' || c == '[' ? skim.container(i, rootKeep(c == '{'), out, 1) : skim.scalar(i, out);
   if (skim.tooDeep()) return readUsageDocumentFull(text, out);
-  if (end == kNpos || skipSpace(text, end) != text.size()) {
+  // nlohmann/json reads a NUL byte as the end of its input: what follows one is not looked at.
+  if (end != kNpos) end = skipSpace(text, end);
+  if (end == kNpos || (end != text.size() && text[end] != '\0')) {
     out = json();
     return false;
   }

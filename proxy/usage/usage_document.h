@@ -9,7 +9,8 @@
 // readUsageDocument skims: the values it does not keep (the content of a response, most of its
 // bytes) are stepped over by their structure (strings end at an unescaped quote, brackets nest
 // and match) without being lexed; what it keeps is read exactly as nlohmann::json reads it. It
-// fails on a document that is cut short, has unbalanced or mismatched brackets, trailing bytes, or
+// fails on a document that is cut short, has unbalanced or mismatched brackets, trailing bytes
+// (before a NUL byte, which nlohmann/json reads as the end of its input), or
 // a kept value that is not valid JSON; the content it steps over is not validated further.
 // readUsageDocumentFull lexes the whole document with nlohmann::json (SAX) and fails on any
 // invalid byte. On valid JSON both give the same document (tests/fuzz/usage_tap_fuzz.cc checks

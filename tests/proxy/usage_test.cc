@@ -628,6 +628,9 @@ TEST(UsageDocument, StringsThatLookLikeStructureAreSteppedOver) {
                            "\"s\"", "null", " true ", "{\"a\":[[[[{}]]]]}"}) {
     expectSameDocument(text, text);
   }
+  // nlohmann/json stops at a NUL byte; so does the skim.
+  expectSameDocument(std::string("{\"usage\":{\"input_tokens\":2}} \0{garbage", 38), "NUL");
+  expectSameDocument(std::string("88\0 \xce\xa8\0(", 8), "NUL after a number");
 }
 
 TEST(UsageDocument, CutShortOrMismatchedFails) {
