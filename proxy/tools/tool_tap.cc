@@ -1,7 +1,6 @@
 #include "proxy/tools/tool_tap.h"
 
 #include <algorithm>
-#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "proxy/tools/json_access.h"
@@ -25,12 +24,8 @@ bool isResponsesToolItem(std::string_view type) {
 }  // namespace
 
 bool mayMention(std::string_view json_text, std::string_view marker) {
-  // memmem: glibc's search is much faster than string_view::find's first-byte scan on JSON,
-  // where the marker's first letter is everywhere.
-  auto contains = [&](std::string_view needle) {
-    return ::memmem(json_text.data(), json_text.size(), needle.data(), needle.size()) != nullptr;
-  };
-  return contains(marker) || contains("\\u");
+  return json_text.find(marker) != std::string_view::npos ||
+         json_text.find("\\u") != std::string_view::npos;
 }
 
 bool mayHoldToolCalls(ApiKind kind, std::string_view body) {
@@ -227,6 +222,15 @@ void ToolTap::parseBody() {
 }
 
 void ToolTap::anthropicEvent(std::string_view name, std::string_view data) {
+  // A named event is its name's type (eventType): only these four act below, and a delta or a
+  // block stop only on an open call. Decided without looking at the data.
+  if (!name.empty() && name != "message") {
+    if (name == "content_block_delta" || name == "content_block_stop") {
+      if (open_.empty()) return;
+    } else if (name != "content_block_start" && name != "message_stop") {
+      return;
+    }
+  }
   // Text and thinking deltas are most of a stream: skip the parse of an event that cannot open,
   // feed or close a call (no "tool_use" / "input_json_delta" in it, no \u escape that could
   // spell one, and, with a call open, a content delta).
