@@ -60,7 +60,8 @@ SqlStmt& SqlStmt::bind(int i, int64_t v) {
 SqlStmt& SqlStmt::bind(int i, std::optional<int64_t> v) { return v ? bind(i, *v) : bindNull(i); }
 
 SqlStmt& SqlStmt::bindText(int i, std::string_view v) {
-  sqlite3_bind_text64(stmt_, i, v.data(), v.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+  sqlite3_bind_text64(stmt_, i, v.data(), v.size(), copy_values_ ? SQLITE_TRANSIENT : SQLITE_STATIC,
+                      SQLITE_UTF8);
   return *this;
 }
 
@@ -69,7 +70,8 @@ SqlStmt& SqlStmt::bindBlob(int i, std::string_view v) {
   if (v.empty()) {
     sqlite3_bind_zeroblob(stmt_, i, 0);
   } else {
-    sqlite3_bind_blob64(stmt_, i, v.data(), v.size(), SQLITE_TRANSIENT);
+    sqlite3_bind_blob64(stmt_, i, v.data(), v.size(),
+                        copy_values_ ? SQLITE_TRANSIENT : SQLITE_STATIC);
   }
   return *this;
 }

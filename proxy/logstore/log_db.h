@@ -35,6 +35,10 @@ class SqlStmt {
   SqlStmt& bindText(int i, std::string_view v);
   SqlStmt& bindBlob(int i, std::string_view v);
   SqlStmt& bindNull(int i);
+  // Text and blobs bound from now on are not copied: each must stay alive and unchanged until the
+  // statement has been stepped and reset (which clears the bindings). For the log writer's
+  // insert statements, whose values are the batch being written.
+  void borrowValues() { copy_values_ = false; }
 
   // SQLITE_ROW, SQLITE_DONE or an error code (then see stepStatus).
   int step();
@@ -55,6 +59,7 @@ class SqlStmt {
   sqlite3* db_;
   sqlite3_stmt* stmt_ = nullptr;
   Status status_;
+  bool copy_values_ = true;
 };
 
 // SQL text with its `?` parameters, bound in the order they appear (the queries build WHERE

@@ -340,7 +340,10 @@ struct LogStore::InsertStatements {
              "VALUES (?1, ?2, ?3, ?4, ?5)"),
         call(db, kInsertToolCall),
         command(db, "INSERT OR IGNORE INTO tool_commands (call, n, line) VALUES (?1, ?2, ?3)"),
-        result(db, kApplyToolResult) {}
+        result(db, kApplyToolResult) {
+    // insert() binds members of the records and their encodings, which outlive every step.
+    for (SqlStmt* s : {&req, &tag, &body, &call, &command, &result}) s->borrowValues();
+  }
   Status status() const {
     for (const SqlStmt* s : {&req, &tag, &body, &call, &command, &result}) {
       if (!s->status()) return s->status();
