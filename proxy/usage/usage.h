@@ -33,8 +33,10 @@
 // with a JSON error is a JSON body). JSON bodies arrive through onBody() in any split and are
 // parsed at finish(); past UsageTapOptions::max_body_bytes the body is dropped and usage is
 // unknown. SSE arrives as already-framed events (name, data) through onSseEvent(); the tap does
-// no SSE framing of its own. Unknown events, fields and item types are ignored; malformed input
-// is counted in stats(), never asserted. Events after a terminal event are ignored.
+// no SSE framing of its own. Documents are read by skimming (usage_document.h): content the tap
+// does not use is stepped over, not lexed. Unknown events, fields and item types are ignored;
+// malformed input is counted in stats(), never asserted. Events after a terminal event are
+// ignored.
 //
 // Thread safety: one tap per response, used from one thread. Sans-I/O: no sockets, clock or
 // threads. The tap copies what it keeps; views passed in need only live for the call.
