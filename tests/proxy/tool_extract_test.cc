@@ -8,6 +8,7 @@
 #include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "proxy/http/sse.h"
 #include "proxy/tools/guardrail.h"
@@ -238,6 +239,31 @@ TEST(ToolExtract, SkipsTheParseOnlyWhenNoCallCanBeThere) {
   json rewritten = json::parse(escaped, nullptr, false);
   ASSERT_TRUE(rewritten.is_object());
   EXPECT_EQ(rewritten["content"][0]["type"], "text");
+}
+
+// A named Anthropic event is decided by its name before its data is searched; without names
+// (Bedrock-style "message" events) the data's type decides. Both give the same calls, and an
+// event whose name cannot act is ignored whatever its data mentions.
+TEST(ToolExtract, AnthropicEventNamesDecideBeforeTheData) {
+  std::string named = fixture("claude_code_stream.sse");
+  std::string unnamed;
+  std::istringstream lines(named);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("event:", 0) != 0) unnamed += line + "\n";
+  }
+  ASSERT_NE(unnamed, named);
+  auto want = extract(ApiKind::kAnthropicMessages, named, true, named.size());
+  ASSERT_FALSE(want.empty());
+  EXPECT_EQ(toJsonList(extract(ApiKind::kAnthropicMessages, unnamed, true, unnamed.size())),
+            toJsonList(want));
+  // A message_delta (stop_reason "tool_use") and an unknown event carrying a whole tool_use
+  // block open nothing.
+  std::string noise =
+      "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+      "\"tool_use\"}}\n\nevent: future_event\ndata: {\"type\":\"content_block_start\",\"index\":9,"
+      "\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_x\",\"name\":\"Bash\",\"input\":{}}}"
+      "\n\n";
+  EXPECT_TRUE(extract(ApiKind::kAnthropicMessages, noise, true, noise.size()).empty());
 }
 
 // Garbage is counted where it could have held a call; events that cannot (no call marker, no \u
