@@ -235,7 +235,7 @@ void ToolTap::anthropicEvent(std::string_view name, std::string_view data) {
   // feed or close a call (no "tool_use" / "input_json_delta" in it, no \u escape that could
   // spell one, and, with a call open, a content delta).
   if (!mayMention(data, "tool_use") && !mayMention(data, "input_json_delta") &&
-      (open_.empty() || name == "content_block_delta" || name == "ping")) {
+      (open_.empty() || name == "content_block_delta")) {
     return;
   }
   json j = json::parse(data, nullptr, false);

@@ -301,12 +301,7 @@ class Skim {
       i = skipSpace(s_, key_end);
       if (i >= s_.size() || s_[i] != ':') return kNpos;
       i = member(skipSpace(s_, i + 1), keep, key, out[std::string(key)], depth);
-      if (i == kNpos) return kNpos;
-      i = skipSpace(s_, i);
-      if (i >= s_.size()) return kNpos;
-      if (s_[i] == '}') return i + 1;
-      if (s_[i] != ',') return kNpos;
-      i = skipSpace(s_, i + 1);
+      if (!next(i, '}')) return i;
     }
   }
 
@@ -317,13 +312,21 @@ class Skim {
     for (;;) {
       out.push_back(nullptr);
       i = member(i, keep, {}, out.back(), depth);
-      if (i == kNpos) return kNpos;
-      i = skipSpace(s_, i);
-      if (i >= s_.size()) return kNpos;
-      if (s_[i] == ']') return i + 1;
-      if (s_[i] != ',') return kNpos;
-      i = skipSpace(s_, i + 1);
+      if (!next(i, ']')) return i;
     }
+  }
+
+  // After a member or element ending at `i` (kNpos: it failed): true with `i` at the next one
+  // after a comma; false with `i` past `closer`, or kNpos when something else is there.
+  bool next(size_t& i, char closer) const {
+    if (i == kNpos) return false;
+    i = skipSpace(s_, i);
+    if (i < s_.size() && s_[i] == ',') {
+      i = skipSpace(s_, i + 1);
+      return true;
+    }
+    i = i < s_.size() && s_[i] == closer ? i + 1 : kNpos;
+    return false;
   }
 
   std::string_view s_;

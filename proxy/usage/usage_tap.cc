@@ -5,7 +5,6 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-#include <vector>
 
 #include "proxy/usage/usage.h"
 #include "proxy/usage/usage_document.h"
